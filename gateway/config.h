@@ -1,0 +1,142 @@
+#ifndef SY_CONFIG_H
+#define SY_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* switchyard's configuration: a JSON file, then command-line flags on top.
+ *
+ * File shape (every key optional unless said otherwise):
+ * {
+ *   "listen": "127.0.0.1:8080",          HOST:PORT; port 0 picks a free one
+ *   "workers": 0,                        0 = one per core (max SY_MAX_WORKERS)
+ *   "data_dir": "./switchyard-data",     LMDB folder
+ *   "log_level": "info",                 debug|info|warn|error
+ *   "auth": true,                        false only for local development (--no-auth)
+ *   "default_upstream": "openai",        name of an upstream (required when there
+ *                                        is more than one upstream)
+ *   "upstreams": [ {                     at least one (required)
+ *       "name": "openai",                [A-Za-z0-9_.-], 1..63 chars, unique (required)
+ *       "base_url": "https://api.openai.com/v1",  http:// or https:// (required)
+ *       "api_key_env": "OPENAI_API_KEY", env var that holds its key; may be absent
+ *       "connect_timeout_ms": 5000,
+ *       "timeout_ms": 600000,            whole request, streams included
+ *       "max_connections": 256           per upstream, across all workers
+ *   } ],
+ *   "client_keys": [ {                   who may call the gateway (when auth is on)
+ *       "name": "app1",                  shown in logs and captures, never the key
+ *       "sha256": "64 hex chars"         SHA-256 of the key (`switchyard hash-key`)
+ *   } ],
+ *   "limits": {
+ *       "max_header_bytes": 65536,       431 past it
+ *       "max_body_bytes": 8388608,       413 past it
+ *       "max_connections": 10000,        per process; further accepts are closed
+ *       "idle_timeout_ms": 60000,        keep-alive connection with no request
+ *       "header_timeout_ms": 10000,      first byte to end of headers (slowloris)
+ *       "body_timeout_ms": 60000,        end of headers to end of body
+ *       "drain_timeout_ms": 30000        SIGTERM: how long in-flight requests may finish
+ *   }
+ * }
+ * Unknown keys are rejected (a typo must not silently keep a default). */
+
+#define SY_MAX_WORKERS 64
+#define SY_MAX_UPSTREAMS 64
+#define SY_MAX_CLIENT_KEYS 4096
+#define SY_CONFIG_MAX_FILE_BYTES (4u << 20)
+
+#define SY_DEFAULT_LISTEN_HOST "127.0.0.1"
+#define SY_DEFAULT_LISTEN_PORT 8080
+#define SY_DEFAULT_DATA_DIR "./switchyard-data"
+#define SY_DEFAULT_CONNECT_TIMEOUT_MS 5000
+#define SY_DEFAULT_UPSTREAM_TIMEOUT_MS 600000
+#define SY_DEFAULT_UPSTREAM_MAX_CONNS 256
+#define SY_DEFAULT_MAX_HEADER_BYTES 65536
+#define SY_DEFAULT_MAX_BODY_BYTES (8u << 20)
+#define SY_DEFAULT_MAX_CONNECTIONS 10000
+#define SY_DEFAULT_IDLE_TIMEOUT_MS 60000
+#define SY_DEFAULT_HEADER_TIMEOUT_MS 10000
+#define SY_DEFAULT_BODY_TIMEOUT_MS 60000
+#define SY_DEFAULT_DRAIN_TIMEOUT_MS 30000
+
+typedef struct sy_upstream_conf {
+  char *name;
+  char *base_url;      /* no trailing slash */
+  char *api_key_env;   /* NULL when absent */
+  char *api_key;       /* resolved from api_key_env at load time; NULL if unset. Never log it. */
+  int https;           /* base_url starts with https:// */
+  uint32_t connect_timeout_ms;
+  uint32_t timeout_ms;
+  uint32_t max_connections;
+} sy_upstream_conf;
+
+typedef struct sy_client_key {
+  char *name;
+  unsigned char sha256[32];
+} sy_client_key;
+
+typedef struct sy_limits {
+  size_t max_header_bytes;
+  size_t max_body_bytes;
+  uint32_t max_connections;
+  uint32_t idle_timeout_ms;
+  uint32_t header_timeout_ms;
+  uint32_t body_timeout_ms;
+  uint32_t drain_timeout_ms;
+} sy_limits;
+
+typedef struct sy_config {
+  char *listen_host;   /* "127.0.0.1", "0.0.0.0", "::1", ... */
+  uint16_t listen_port;
+  uint32_t workers;    /* resolved: never 0 after sy_config_finish() */
+  char *data_dir;
+  char *log_level;
+  int auth;            /* 1 = client keys required */
+  sy_upstream_conf *upstreams;
+  size_t n_upstreams;
+  size_t default_upstream;  /* index into upstreams */
+  sy_client_key *client_keys;
+  size_t n_client_keys;
+  sy_limits limits;
+} sy_config;
+
+/* Fills `c` with the defaults and no upstreams. */
+void sy_config_init(sy_config *c);
+
+/* Parses a config file's JSON text into `c` (which must have been
+ * sy_config_init'ed); keys present override what is there. On failure
+ * returns SY_ECONFIG and writes "FIELD: problem" (for example
+ * "upstreams[1].base_url: must start with http:// or https://") into err. */
+int sy_config_parse(sy_config *c, const char *json, size_t len, char *err, size_t errlen);
+
+/* Reads the file (at most SY_CONFIG_MAX_FILE_BYTES) and parses it. The
+ * message names the path when the file cannot be read. */
+int sy_config_load_file(sy_config *c, const char *path, char *err, size_t errlen);
+
+/* Applies the command-line flags after argv[0] (they override the file;
+ * "--config FILE" is read first wherever it stands). Sets *show_help when
+ * --help is given. Returns SY_ECONFIG with a message for an unknown flag, a
+ * missing or malformed value. The flags are listed by sy_config_usage(). */
+int sy_config_apply_args(sy_config *c, int argc, char **argv, int *show_help,
+                         char *err, size_t errlen);
+
+/* Writes the --help text. */
+void sy_config_usage(FILE *out);
+
+/* Final checks and derived values once file and flags are applied: at least
+ * one upstream, default upstream resolved, workers resolved from the core
+ * count, upstream keys read from the environment, auth on with no keys is an
+ * error. SY_ECONFIG with a message on failure. */
+int sy_config_finish(sy_config *c, char *err, size_t errlen);
+
+/* Finds an upstream by name; NULL if none. */
+const sy_upstream_conf *sy_config_upstream(const sy_config *c, const char *name);
+
+/* Frees everything the config owns. */
+void sy_config_free(sy_config *c);
+
+/* SHA-256 of a key, as 64 lowercase hex chars plus NUL into out[65]. */
+void sy_hash_key_hex(const char *key, size_t len, char out[65]);
+void sy_hash_key(const char *key, size_t len, unsigned char out[32]);
+
+#endif
