@@ -7,37 +7,51 @@
 
 /* switchyard's configuration: a JSON file, then command-line flags on top.
  *
- * File shape (every key optional unless said otherwise):
+ * File shape (every key optional unless said otherwise; integers must be
+ * JSON integers within the range shown, never strings, fractions or negatives):
  * {
- *   "listen": "127.0.0.1:8080",          HOST:PORT; port 0 picks a free one
- *   "workers": 0,                        0 = one per core (max SY_MAX_WORKERS)
- *   "data_dir": "./switchyard-data",     LMDB folder
+ *   "listen": "127.0.0.1:8080",          HOST:PORT; port 0..65535, 0 picks a free one.
+ *                                        HOST is an IPv4 address, "localhost" (stored
+ *                                        as 127.0.0.1) or an IPv6 address in brackets:
+ *                                        "[::1]:8080" (stored as "::1")
+ *   "workers": 0,                        0..SY_MAX_WORKERS; 0 = one per core
+ *   "data_dir": "./switchyard-data",     LMDB folder (1..4095 bytes)
  *   "log_level": "info",                 debug|info|warn|error
  *   "auth": true,                        false only for local development (--no-auth)
  *   "default_upstream": "openai",        name of an upstream (required when there
  *                                        is more than one upstream)
- *   "upstreams": [ {                     at least one (required)
+ *   "upstreams": [ {                     at least one (required), at most SY_MAX_UPSTREAMS
  *       "name": "openai",                [A-Za-z0-9_.-], 1..63 chars, unique (required)
- *       "base_url": "https://api.openai.com/v1",  http:// or https:// (required)
+ *       "base_url": "https://api.openai.com/v1",  http:// or https:// (required); at
+ *                                        most 2048 bytes, no spaces, control
+ *                                        characters, query or fragment; trailing
+ *                                        slashes are dropped
  *       "api_key_env": "OPENAI_API_KEY", env var that holds its key; may be absent
- *       "connect_timeout_ms": 5000,
- *       "timeout_ms": 600000,            whole request, streams included
- *       "max_connections": 256           per upstream, across all workers
+ *                                        (or null); [A-Za-z_][A-Za-z0-9_]*, 1..255
+ *       "connect_timeout_ms": 5000,      1..300000
+ *       "timeout_ms": 600000,            1..86400000; whole request, streams included
+ *       "max_connections": 256           1..65536; per upstream, across all workers
  *   } ],
- *   "client_keys": [ {                   who may call the gateway (when auth is on)
- *       "name": "app1",                  shown in logs and captures, never the key
- *       "sha256": "64 hex chars"         SHA-256 of the key (`switchyard hash-key`)
+ *   "client_keys": [ {                   who may call the gateway (when auth is on);
+ *                                        at most SY_MAX_CLIENT_KEYS
+ *       "name": "app1",                  shown in logs and captures, never the key;
+ *                                        same rule as upstream names, unique (required)
+ *       "sha256": "64 hex chars"         SHA-256 of the key (`switchyard hash-key`),
+ *                                        unique (required)
  *   } ],
  *   "limits": {
- *       "max_header_bytes": 65536,       431 past it
- *       "max_body_bytes": 8388608,       413 past it
- *       "max_connections": 10000,        per process; further accepts are closed
- *       "idle_timeout_ms": 60000,        keep-alive connection with no request
- *       "header_timeout_ms": 10000,      first byte to end of headers (slowloris)
- *       "body_timeout_ms": 60000,        end of headers to end of body
- *       "drain_timeout_ms": 30000        SIGTERM: how long in-flight requests may finish
+ *       "max_header_bytes": 65536,       1024..1048576; 431 past it
+ *       "max_body_bytes": 8388608,       1024..1073741824; 413 past it
+ *       "max_connections": 10000,        1..1000000; per process; further accepts are closed
+ *       "idle_timeout_ms": 60000,        100..3600000; keep-alive connection with no request
+ *       "header_timeout_ms": 10000,      100..600000; first byte to end of headers (slowloris)
+ *       "body_timeout_ms": 60000,        100..3600000; end of headers to end of body
+ *       "drain_timeout_ms": 30000        0..600000; SIGTERM: how long in-flight requests may finish
  *   }
  * }
+ * "routes": [ ... ] is accepted (must be an array) and kept as text for router/.
+ * The text must be JSON with no NUL character (raw or escaped), nested at most
+ * 64 levels deep, with no key given twice in one object.
  * Unknown keys are rejected (a typo must not silently keep a default). */
 
 #define SY_MAX_WORKERS 64
@@ -98,6 +112,11 @@ typedef struct sy_config {
   sy_client_key *client_keys;
   size_t n_client_keys;
   sy_limits limits;
+  char *routes_json;   /* the "routes" array re-serialised as JSON text, parsed by
+                          router/ (sy_route_table_parse); NULL when absent */
+  char *default_upstream_name; /* "default_upstream" as given; NULL = the first
+                                  upstream. sy_config_finish() resolves it into
+                                  default_upstream (the index above). */
 } sy_config;
 
 /* Fills `c` with the defaults and no upstreams. */

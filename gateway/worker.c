@@ -1,0 +1,163 @@
+#include "gateway/worker.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "gateway/conn.h"
+
+#define SY_LISTEN_BACKLOG 1024
+
+int sy_listen_socket(const char *host, uint16_t port, int *fd_out, uint16_t *bound_port, char *msg,
+                     size_t msglen) {
+  struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof ss);
+  socklen_t slen;
+  int family;
+  struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+  struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+  if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+    family = a4->sin_family = AF_INET;
+    a4->sin_port = htons(port);
+    slen = sizeof *a4;
+  } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+    family = a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons(port);
+    slen = sizeof *a6;
+  } else {
+    snprintf(msg, msglen, "listen: '%s' is not an IPv4 or IPv6 address", host);
+    return SY_EINVAL;
+  }
+  int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    snprintf(msg, msglen, "socket: %s", strerror(errno));
+    return -errno;
+  }
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    int e = errno;
+    snprintf(msg, msglen, "SO_REUSEPORT: %s", strerror(e));
+    close(fd);
+    return -e;
+  }
+  if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (bind(fd, (struct sockaddr *)&ss, slen) != 0) {
+    int e = errno;
+    snprintf(msg, msglen, "cannot listen on %s port %u: %s", host, (unsigned)port, strerror(e));
+    close(fd);
+    return -e;
+  }
+  if (getsockname(fd, (struct sockaddr *)&ss, &slen) == 0)
+    *bound_port = ntohs(family == AF_INET ? a4->sin_port : a6->sin6_port);
+  *fd_out = fd;
+  return 0;
+}
+
+/* ---- drain and stop -------------------------------------------------------------- */
+
+static void maybe_stop(sy_worker *w) {
+  if (!w->draining || w->n_conns > 0 || w->stopped) return;
+  w->stopped = 1;
+  uv_timer_stop(&w->drain_timer);
+  uv_close((uv_handle_t *)&w->drain_timer, NULL);
+  uv_close((uv_handle_t *)&w->wakeup, NULL);
+  sy_upstream_pool_close(w->pool);
+  w->pool = NULL;
+  /* The loop ends once these handles finish closing. */
+}
+
+void sy__worker_conn_closed(sy_worker *w) {
+  w->n_conns--;
+  maybe_stop(w);
+}
+
+static void on_drain_deadline(uv_timer_t *t) {
+  sy_worker *w = t->data;
+  if (w->n_conns) sy_warn("worker %u: drain deadline passed; closing %u connection(s)", w->id, w->n_conns);
+  for (sy_conn *c = w->conns; c; c = c->next) sy_conn_close(c);
+}
+
+static void start_drain(sy_worker *w) {
+  if (w->draining) return;
+  w->draining = 1;
+  uv_close((uv_handle_t *)&w->listener, NULL);
+  /* Idle keep-alive connections go now; the rest finish their request first. */
+  for (sy_conn *c = w->conns; c; c = c->next)
+    if (c->state == SY_CONN_IDLE && c->in.len == 0) sy_conn_close(c);
+  uv_timer_start(&w->drain_timer, on_drain_deadline, w->cfg->limits.drain_timeout_ms, 0);
+  maybe_stop(w);
+}
+
+static void on_wakeup(uv_async_t *a) {
+  sy_worker *w = a->data;
+  if (atomic_load(&w->gw->draining)) start_drain(w);
+}
+
+void sy_worker_drain(sy_worker *w) { uv_async_send(&w->wakeup); }
+
+/* ---- accept ---------------------------------------------------------------------- */
+
+static void on_connection(uv_stream_t *server, int status) {
+  sy_worker *w = server->data;
+  if (status < 0) {
+    sy_warn("worker %u: accept: %s", w->id, uv_strerror(status));
+    return;
+  }
+  sy_conn_accept(w, server);
+}
+
+void sy__worker_request_id(sy_worker *w, char *out) {
+  snprintf(out, SY_REQUEST_ID_LEN + 1, "%08x%04x%012llx", w->gw->boot_id, w->id & 0xffff,
+           (unsigned long long)(++w->seq & 0xffffffffffffULL));
+}
+
+static void worker_main(void *arg) {
+  sy_worker *w = arg;
+  uv_run(&w->loop, UV_RUN_DEFAULT);
+}
+
+int sy_worker_start(sy_worker *w) {
+  int rc = uv_loop_init(&w->loop);
+  if (rc) return rc;
+  uv_tcp_init(&w->loop, &w->listener);
+  w->listener.data = w;
+  rc = uv_tcp_open(&w->listener, w->listen_fd);
+  if (!rc) rc = uv_listen((uv_stream_t *)&w->listener, SY_LISTEN_BACKLOG, on_connection);
+  if (rc) goto fail_listener;
+  rc = uv_async_init(&w->loop, &w->wakeup, on_wakeup);
+  if (rc) goto fail_listener;
+  w->wakeup.data = w;
+  uv_timer_init(&w->loop, &w->drain_timer);
+  w->drain_timer.data = w;
+  const sy_upstream_conf *up = &w->cfg->upstreams[w->cfg->default_upstream];
+  long per_worker = (long)((up->max_connections + w->cfg->workers - 1) / w->cfg->workers);
+  rc = sy_upstream_pool_new(&w->loop, per_worker, &w->pool);
+  if (rc) goto fail_pool;
+  rc = uv_thread_create(&w->thread, worker_main, w);
+  if (rc) goto fail_thread;
+  return 0;
+
+fail_thread:
+  sy_upstream_pool_close(w->pool);
+fail_pool:
+  uv_close((uv_handle_t *)&w->wakeup, NULL);
+  uv_close((uv_handle_t *)&w->drain_timer, NULL);
+fail_listener:
+  uv_close((uv_handle_t *)&w->listener, NULL);
+  uv_run(&w->loop, UV_RUN_DEFAULT);
+  uv_loop_close(&w->loop);
+  return rc;
+}
+
+void sy_worker_join(sy_worker *w) {
+  uv_thread_join(&w->thread);
+  int rc = uv_loop_close(&w->loop);
+  if (rc) sy_warn("worker %u: loop closed with handles open: %s", w->id, uv_strerror(rc));
+}

@@ -1,0 +1,66 @@
+#ifndef SY_WORKER_H
+#define SY_WORKER_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "gateway/config.h"
+#include "gateway/upstream.h"
+
+/* A worker: one thread, one libuv loop, one listening socket (SO_REUSEPORT,
+ * the kernel spreads connections across workers), one upstream pool, and the
+ * connections it accepted. Nothing on a worker blocks. */
+
+struct sy_conn;
+
+typedef struct sy_gateway {
+  const sy_config *cfg;
+  atomic_int draining;       /* set once by main on SIGTERM/SIGINT */
+  uint32_t boot_id;          /* random per process: request ids stay unique */
+} sy_gateway;
+
+typedef struct sy_worker {
+  unsigned id;
+  sy_gateway *gw;
+  const sy_config *cfg;
+  uv_loop_t loop;
+  uv_tcp_t listener;
+  uv_async_t wakeup;         /* main → worker: start draining */
+  uv_timer_t drain_timer;    /* drain deadline */
+  uv_thread_t thread;
+  int listen_fd;             /* bound by main before the thread starts */
+  sy_upstream_pool *pool;
+  struct sy_conn *conns;     /* every open connection */
+  unsigned n_conns;
+  unsigned max_conns;        /* this worker's share of limits.max_connections */
+  uint64_t seq;              /* request counter */
+  int draining;              /* worker-local copy of gw->draining */
+  int stopped;
+  char read_buf[64 * 1024];  /* reads are consumed synchronously, so one buffer serves all */
+  int read_buf_busy;
+} sy_worker;
+
+/* Binds a listening socket (SO_REUSEADDR + SO_REUSEPORT) to host:port and
+ * returns its fd in *fd, and the port really bound in *bound_port (port 0
+ * picks one). 0 or a negative errno-style code; msg gets a reason. */
+int sy_listen_socket(const char *host, uint16_t port, int *fd, uint16_t *bound_port, char *msg,
+                     size_t msglen);
+
+/* Starts a worker thread that serves listen_fd. 0 or a negative code. */
+int sy_worker_start(sy_worker *w);
+
+/* Asks the worker to drain: stop accepting, finish in-flight requests
+ * within the drain deadline, then stop. Thread-safe. */
+void sy_worker_drain(sy_worker *w);
+
+/* Waits for the worker thread to end and releases its loop. */
+void sy_worker_join(sy_worker *w);
+
+/* Called by a connection when it is freed (drain bookkeeping). */
+void sy__worker_conn_closed(sy_worker *w);
+
+/* Next request id for this worker: SY_REQUEST_ID_LEN hex chars + NUL. */
+void sy__worker_request_id(sy_worker *w, char *out);
+
+#endif
