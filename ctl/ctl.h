@@ -1,0 +1,11 @@
+#ifndef SY_CTL_H
+#define SY_CTL_H
+
+/* switchyardctl sub-commands. Each takes the arguments after its own name
+ * (argv[0] is the sub-command name) and returns the process exit code:
+ * 0 success, 1 the operation failed, 2 bad usage. */
+int sy_ctl_cmd_scrub(int argc, char **argv);
+int sy_ctl_cmd_export(int argc, char **argv);
+int sy_ctl_cmd_captures(int argc, char **argv);
+
+#endif

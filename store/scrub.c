@@ -1,0 +1,763 @@
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include "store/scrub.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <pcre2.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "common/err.h"
+
+/* ---- checks run in C after a regex match ------------------------------- */
+
+/* A check may narrow [*start, *end) (never widen it) and returns false to
+ * reject the candidate. `in` is the whole subject. */
+typedef bool (*sy_check_fn)(const char *in, size_t *start, size_t *end);
+
+static size_t count_digits(const char *s, size_t n) {
+  size_t d = 0;
+  for (size_t i = 0; i < n; i++) d += (s[i] >= '0' && s[i] <= '9');
+  return d;
+}
+
+bool sy__scrub_card_ok(const char *s, size_t n) {
+  int digits[19];
+  size_t nd = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] >= '0' && s[i] <= '9') {
+      if (nd == 19) return false;
+      digits[nd++] = s[i] - '0';
+    } else if (s[i] != ' ' && s[i] != '-') {
+      return false;
+    }
+  }
+  if (nd < 13 || digits[0] < 2 || digits[0] > 6) return false;
+  bool same = true;
+  for (size_t i = 1; i < nd; i++) same = same && digits[i] == digits[0];
+  if (same) return false;
+  int sum = 0;
+  for (size_t i = 0; i < nd; i++) {
+    int d = digits[nd - 1 - i];
+    if (i & 1) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+  }
+  return sum % 10 == 0;
+}
+
+bool sy__scrub_ssn_ok(const char *s, size_t n) {
+  char d[9];
+  if (n == 11) { /* 123-45-6789 or 123 45 6789 */
+    if (s[3] != s[6] || (s[3] != '-' && s[3] != ' ')) return false;
+    memcpy(d, s, 3);
+    memcpy(d + 3, s + 4, 2);
+    memcpy(d + 5, s + 7, 4);
+  } else if (n == 9) {
+    memcpy(d, s, 9);
+  } else {
+    return false;
+  }
+  for (int i = 0; i < 9; i++)
+    if (d[i] < '0' || d[i] > '9') return false;
+  if (!memcmp(d, "000", 3) || !memcmp(d, "666", 3) || d[0] == '9') return false;
+  if (!memcmp(d + 3, "00", 2) || !memcmp(d + 5, "0000", 4)) return false;
+  return true;
+}
+
+bool sy__scrub_ipv4_ok(const char *s, size_t n) {
+  size_t i = 0;
+  for (int oct = 0; oct < 4; oct++) {
+    if (oct > 0) {
+      if (i >= n || s[i] != '.') return false;
+      i++;
+    }
+    size_t b = i;
+    unsigned v = 0;
+    while (i < n && s[i] >= '0' && s[i] <= '9' && i - b < 3) v = v * 10 + (unsigned)(s[i++] - '0');
+    /* no leading zeros: "010" is octal to some parsers and a version to people */
+    if (i == b || v > 255 || (s[b] == '0' && i - b > 1)) return false;
+  }
+  return i == n;
+}
+
+bool sy__scrub_ipv6_ok(const char *s, size_t n) {
+  char tmp[64];
+  unsigned char addr[16];
+  if (n >= sizeof tmp || n < 3) return false;
+  memcpy(tmp, s, n);
+  tmp[n] = '\0';
+  if (!strcmp(tmp, "::")) return false; /* "Foo :: Bar" in prose or type signatures */
+  return inet_pton(AF_INET6, tmp, addr) == 1;
+}
+
+/* Registered IBAN lengths (SWIFT IBAN registry). */
+static const struct { char cc[3]; unsigned char len; } iban_len[] = {
+    {"AD", 24}, {"AE", 23}, {"AL", 28}, {"AT", 20}, {"AZ", 28}, {"BA", 20}, {"BE", 16},
+    {"BG", 22}, {"BH", 22}, {"BI", 27}, {"BR", 29}, {"BY", 28}, {"CH", 21}, {"CR", 22},
+    {"CY", 28}, {"CZ", 24}, {"DE", 22}, {"DJ", 27}, {"DK", 18}, {"DO", 28}, {"EE", 20},
+    {"EG", 29}, {"ES", 24}, {"FI", 18}, {"FK", 18}, {"FO", 18}, {"FR", 27}, {"GB", 22},
+    {"GE", 22}, {"GI", 23}, {"GL", 18}, {"GR", 27}, {"GT", 28}, {"HR", 21}, {"HU", 28},
+    {"IE", 22}, {"IL", 23}, {"IQ", 23}, {"IS", 26}, {"IT", 27}, {"JO", 30}, {"KW", 30},
+    {"KZ", 20}, {"LB", 28}, {"LC", 32}, {"LI", 21}, {"LT", 20}, {"LU", 20}, {"LV", 21},
+    {"LY", 25}, {"MC", 27}, {"MD", 24}, {"ME", 22}, {"MK", 19}, {"MN", 20}, {"MR", 27},
+    {"MT", 31}, {"MU", 30}, {"NI", 28}, {"NL", 18}, {"NO", 15}, {"OM", 23}, {"PK", 24},
+    {"PL", 28}, {"PS", 29}, {"PT", 25}, {"QA", 29}, {"RO", 24}, {"RS", 22}, {"RU", 33},
+    {"SA", 24}, {"SC", 31}, {"SD", 18}, {"SE", 24}, {"SI", 19}, {"SK", 24}, {"SM", 27},
+    {"SO", 23}, {"ST", 25}, {"SV", 28}, {"TL", 23}, {"TN", 24}, {"TR", 26}, {"UA", 29},
+    {"VA", 22}, {"VG", 24}, {"XK", 20}, {"YE", 30},
+};
+
+static size_t iban_country_len(const char *cc) {
+  for (size_t i = 0; i < sizeof iban_len / sizeof iban_len[0]; i++)
+    if (iban_len[i].cc[0] == cc[0] && iban_len[i].cc[1] == cc[1]) return iban_len[i].len;
+  return 0;
+}
+
+/* Returns the byte length of the prefix of s[0..n) holding the country's
+ * number of characters, ending at a group boundary, or 0 if it is no IBAN. */
+static size_t iban_prefix(const char *s, size_t n) {
+  char c[34];
+  size_t nc = 0, i = 0;
+  if (n < 4) return 0;
+  size_t want = iban_country_len(s);
+  if (!want) return 0;
+  for (; i < n && nc < want; i++) {
+    if (s[i] == ' ') continue;
+    if (!isupper((unsigned char)s[i]) && !isdigit((unsigned char)s[i])) return 0;
+    c[nc++] = s[i];
+  }
+  /* the regex may have run on into a following word ("... 7034 AND") */
+  if (nc != want || (i < n && s[i] != ' ')) return 0;
+  unsigned r = 0;
+  for (size_t k = 0; k < nc; k++) {
+    char ch = c[(k + 4) % nc]; /* country code and check digits move to the end */
+    if (ch >= '0' && ch <= '9') r = (r * 10 + (unsigned)(ch - '0')) % 97;
+    else r = (r * 100 + (unsigned)(ch - 'A' + 10)) % 97;
+  }
+  return r == 1 ? i : 0;
+}
+
+bool sy__scrub_iban_ok(const char *s, size_t n) { return iban_prefix(s, n) == n; }
+
+static bool chk_iban(const char *in, size_t *st, size_t *en) {
+  size_t p = iban_prefix(in + *st, *en - *st);
+  if (!p) return false;
+  *en = *st + p;
+  return true;
+}
+
+static bool chk_card(const char *in, size_t *st, size_t *en) {
+  return sy__scrub_card_ok(in + *st, *en - *st);
+}
+
+static bool chk_ssn(const char *in, size_t *st, size_t *en) {
+  return sy__scrub_ssn_ok(in + *st, *en - *st);
+}
+
+static bool chk_ipv4(const char *in, size_t *st, size_t *en) {
+  return sy__scrub_ipv4_ok(in + *st, *en - *st);
+}
+
+static bool chk_ipv6(const char *in, size_t *st, size_t *en) {
+  return sy__scrub_ipv6_ok(in + *st, *en - *st);
+}
+
+/* "icon@2x.png" is an asset name, not an address. */
+static bool chk_email(const char *in, size_t *st, size_t *en) {
+  const char *at = memchr(in + *st, '@', *en - *st);
+  if (!at) return false;
+  const char *p = at + 1;
+  while (p < in + *en && isdigit((unsigned char)*p)) p++;
+  return !(p > at + 1 && p + 1 < in + *en && p[0] == 'x' && p[1] == '.');
+}
+
+/* A number reached through a keyword may be a date ("call on 2024-03-15 10
+ * am"): reject when its first space-free token is YYYY-MM-DD or DD.MM.YYYY
+ * (any one of - . / as the separator). */
+static bool starts_with_date(const char *s, size_t n) {
+  int g[3] = {0}, ng = 0;
+  char sep = 0;
+  for (size_t i = 0; i < n && s[i] != ' '; i++) {
+    if (isdigit((unsigned char)s[i])) {
+      g[ng]++;
+    } else {
+      if (!strchr("-./", s[i]) || ng == 2 || (sep && s[i] != sep)) return false;
+      sep = s[i];
+      ng++;
+    }
+  }
+  if (ng != 2) return false;
+  return (g[0] == 4 && g[1] == 2 && g[2] == 2) || (g[0] == 2 && g[1] == 2 && g[2] == 4);
+}
+
+static bool has_sep(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (strchr(" .-/()", s[i])) return true;
+  return false;
+}
+
+/* Country codes 1 (NANP) and 7 are one digit followed by exactly ten: "+1 2024
+ * 2025" or "0012-3456-7890" are not numbers anyone can dial. `d` counts the
+ * digits after the international prefix. */
+static bool cc_ok(const char *s, size_t n, size_t d) {
+  for (size_t i = 0; i < n; i++) {
+    if (!isdigit((unsigned char)s[i])) continue;
+    return (s[i] != '1' && s[i] != '7') || d == 11;
+  }
+  return false;
+}
+
+static bool chk_phone_plus(const char *in, size_t *st, size_t *en) {
+  size_t n = *en - *st, d = count_digits(in + *st, n);
+  return d >= 8 && d <= 15 && cc_ok(in + *st, n, d);
+}
+
+static bool chk_phone_00(const char *in, size_t *st, size_t *en) {
+  size_t n = *en - *st, d = count_digits(in + *st, n);
+  if (d < 10 || d > 17 || !has_sep(in + *st, n)) return false;
+  const char *p = memchr(in + *st, '0', n); /* skip the "00" prefix */
+  p = memchr(p + 1, '0', n - (size_t)(p + 1 - (in + *st)));
+  return cc_ok(p + 1, n - (size_t)(p + 1 - (in + *st)), d - 2);
+}
+
+static bool chk_phone_kw(const char *in, size_t *st, size_t *en) {
+  size_t n = *en - *st, d = count_digits(in + *st, n);
+  return d >= 7 && d <= 15 && !starts_with_date(in + *st, n);
+}
+
+static bool chk_phone_nat(const char *in, size_t *st, size_t *en) {
+  size_t n = *en - *st, d = count_digits(in + *st, n);
+  return d >= 9 && d <= 12 && has_sep(in + *st, n) && !starts_with_date(in + *st, n);
+}
+
+/* Token-ish: a digit, a symbol, or mixed case. Keeps "bearer instruments" and
+ * "Basic authentication" readable. A sentence's final '.' is not the token's. */
+static bool chk_token(const char *in, size_t *st, size_t *en) {
+  while (*en > *st && in[*en - 1] == '.') (*en)--;
+  bool dig = false, sym = false, up = false, lo = false;
+  for (size_t i = *st; i < *en; i++) {
+    unsigned char c = (unsigned char)in[i];
+    dig |= isdigit(c) != 0;
+    up |= isupper(c) != 0;
+    lo |= islower(c) != 0;
+    sym |= strchr("._~+/=!@#$%^&*?", c) != NULL && c != 0;
+  }
+  return *en - *st >= 6 && (dig || sym || (up && lo));
+}
+
+static bool chk_sk(const char *in, size_t *st, size_t *en) {
+  bool dig = false, up = false, lo = false;
+  for (size_t i = *st + 3; i < *en; i++) {
+    unsigned char c = (unsigned char)in[i];
+    dig |= isdigit(c) != 0;
+    up |= isupper(c) != 0;
+    lo |= islower(c) != 0;
+  }
+  return dig || (up && lo);
+}
+
+/* ---- the rules ---------------------------------------------------------- */
+
+/* Boundaries: most rules refuse to start inside a word or number, and to end
+ * where a number carries on after a separator ("4111...1111.5"). */
+#define NOT_AFTER_ALNUM "(?<![A-Za-z0-9_])"
+#define NUM_END "(?![A-Za-z0-9_]|[.,/-][0-9])"
+/* Email characters: bytes of multi-byte UTF-8 count as letters, so zoë@exämple.de
+ * is found (and, erring toward privacy, so is a CJK word glued to an address). */
+#define EM "A-Za-z0-9\\x80-\\xff"
+
+static const struct {
+  sy_scrub_type type;
+  sy_check_fn check;
+  const char *re;
+} builtin[] = {
+    /* secrets first: keys and tokens contain digit runs that look like other things.
+     * A PEM block without its END line is scrubbed to the end of the text. */
+    {SY_SCRUB_SECRET, NULL,
+     "-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----(?s:.*?)"
+     "(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----|\\z)"},
+    {SY_SCRUB_SECRET, NULL,
+     "(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\\.eyJ[A-Za-z0-9_-]{8,}\\.[A-Za-z0-9_-]*"},
+    {SY_SCRUB_SECRET, chk_sk, "(?<![A-Za-z0-9_-])sk-[A-Za-z0-9_-]{20,}"},
+    {SY_SCRUB_SECRET, NULL, NOT_AFTER_ALNUM "[sr]k_(?:live|test)_[A-Za-z0-9]{16,}"},
+    {SY_SCRUB_SECRET, NULL, "(?<![A-Za-z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])"},
+    {SY_SCRUB_SECRET, NULL,
+     NOT_AFTER_ALNUM "(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})"
+                     "(?![A-Za-z0-9_])"},
+    {SY_SCRUB_SECRET, NULL, "(?<![A-Za-z0-9])xox[abposr]-[A-Za-z0-9-]{10,}"},
+    {SY_SCRUB_SECRET, NULL, "(?<![A-Za-z0-9_-])AIza[0-9A-Za-z_-]{35}(?![A-Za-z0-9_-])"},
+    {SY_SCRUB_SECRET, chk_token, "(?i)\\b(?:bearer|basic)\\s+\\K[A-Za-z0-9._~+/-]+=*"},
+    /* the password in scheme://user:password@host */
+    {SY_SCRUB_SECRET, NULL, "://[^\\s/:@]{1,64}:\\K[^\\s/@]{3,128}(?=@)"},
+    {SY_SCRUB_SECRET, chk_token,
+     "(?i)(?<![A-Za-z0-9])(?:password|passwd|passphrase|(?:client[_-]?)?secret|api[_-]?key|"
+     "(?:access[_-]?|auth[_-]?|refresh[_-]?)?token|private[_-]?key)[\"']?\\s*[:=]\\s*[\"']?"
+     "\\K[^\\s\"',;]{4,}"},
+
+    {SY_SCRUB_EMAIL, chk_email,
+     "(?<![" EM "._%+-])(?<![" EM "]')[" EM "][" EM "._%+'-]{0,63}@"
+     "(?:[" EM "](?:[" EM "-]{0,61}[" EM "])?\\.)+[A-Za-z\\x80-\\xff]{2,24}(?![" EM "_-])"},
+
+    {SY_SCRUB_IBAN, chk_iban,
+     "(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?"
+     "(?![A-Za-z0-9])"},
+
+    /* 4-4-4-4(-3), Amex 4-6-5, Diners 4-6-4, one separator throughout */
+    {SY_SCRUB_CARD, chk_card,
+     "(?<![A-Za-z0-9_.,+/-])(?<![0-9] )[0-9]{4}(?:([ -])[0-9]{4}\\1[0-9]{4}\\1[0-9]{4}"
+     "(?:\\1[0-9]{3})?|([ -])[0-9]{6}\\2[0-9]{4,5})(?![A-Za-z0-9_]|[ -][0-9]|[.,/][0-9])"},
+    {SY_SCRUB_CARD, chk_card, "(?<![A-Za-z0-9_.,+/-])[0-9]{13,19}" NUM_END},
+
+    {SY_SCRUB_SSN, chk_ssn,
+     "(?<![A-Za-z0-9_.,/-])(?<![0-9] )[0-9]{3}-[0-9]{2}-[0-9]{4}" NUM_END},
+    {SY_SCRUB_SSN, chk_ssn,
+     "(?i)\\b(?:ssn|social security(?: number| no\\.?)?|ss#)\\s*(?:#|no\\.?|number)?"
+     "\\s*[:#=]?\\s*\\K[0-9]{3}[ -]?[0-9]{2}[ -]?[0-9]{4}(?![0-9])"},
+
+    /* IPv6 before IPv4, so ::ffff:192.0.2.1 is one address */
+    {SY_SCRUB_IP, chk_ipv6,
+     "(?<![A-Za-z0-9_:.])(?:[0-9A-Fa-f]{0,4}:){2,7}"
+     "(?:(?:[0-9]{1,3}\\.){3}[0-9]{1,3}|[0-9A-Fa-f]{1,4})?(?![A-Za-z0-9_:]|\\.[0-9])"},
+    {SY_SCRUB_IP, chk_ipv4,
+     "(?<![A-Za-z0-9_.])(?:[0-9]{1,3}\\.){3}[0-9]{1,3}(?![A-Za-z0-9_]|\\.[0-9]|-[A-Za-z])"},
+
+    /* +CC ... */
+    {SY_SCRUB_PHONE, chk_phone_plus,
+     "(?<![A-Za-z0-9_+])\\+[0-9]{1,3}(?: ?\\(0\\))?[ .-]?\\(?[0-9]{1,4}\\)?"
+     "(?:[ .-]?[0-9]{2,5}){1,5}(?![A-Za-z0-9_]|[.-][0-9])"},
+    /* 00CC ... */
+    {SY_SCRUB_PHONE, chk_phone_00,
+     "(?<![A-Za-z0-9_+])00 ?[1-9][0-9]{0,2}(?: ?\\(0\\))?[ .-]?\\(?[0-9]{1,4}\\)?"
+     "(?:[ .-]?[0-9]{2,5}){1,5}(?![A-Za-z0-9_]|[.-][0-9])"},
+    /* North America: area and exchange codes start with 2-9 */
+    {SY_SCRUB_PHONE, NULL,
+     "(?<![A-Za-z0-9_+.-])(?<![0-9] )(?:1[ .-]?)?"
+     "(?:\\([2-9][0-9]{2}\\) ?[2-9][0-9]{2}[ .-][0-9]{4}"
+     "|[2-9][0-9]{2}([ .-])[2-9][0-9]{2}\\1[0-9]{4})(?![A-Za-z0-9_]|[.-][0-9])"},
+    /* any number right after a phone keyword */
+    {SY_SCRUB_PHONE, chk_phone_kw,
+     "(?i)\\b(?:phone|telephone|tel|mobile|cell|fax|whatsapp|sms|"
+     "(?:call|text|reach)(?: me| us)?(?: at| on)?)(?: number| no\\.?| #)?\\s*[:=#]?\\s*"
+     "\\K\\+?\\(?[0-9][0-9 .()-]{5,20}[0-9](?![A-Za-z0-9_@]|[.-][0-9])"},
+    /* national numbers with a trunk 0: 020 7946 0958, 030 901820, 06 12 34 56 78 */
+    {SY_SCRUB_PHONE, chk_phone_nat,
+     "(?<![A-Za-z0-9_+.,/:-])(?<![0-9] )(?:\\(0[1-9][0-9]{0,3}\\) ?|0[1-9][0-9]{0,3}[ /-]?)"
+     "[0-9]{2,8}(?:[ -][0-9]{2,8}){0,3}(?![A-Za-z0-9_]|[.,/:-][0-9])"},
+};
+
+#define SY_NBUILTIN (sizeof builtin / sizeof builtin[0])
+
+typedef struct {
+  pcre2_code *code;
+  sy_check_fn check;
+  sy_scrub_type type;
+  bool jit;
+  size_t ph_len;
+  char ph[SY_SCRUB_MAX_NAME + 3]; /* "[NAME]" */
+} sy_rule;
+
+struct sy_scrub_rules {
+  size_t n;
+  uint32_t max_captures;
+  sy_rule rule[];
+};
+
+static const char *const type_names[SY_SCRUB_NTYPES] = {
+    "EMAIL", "PHONE", "CARD", "SSN", "IP", "IBAN", "SECRET", "CUSTOM"};
+
+const char *sy_scrub_type_name(sy_scrub_type t) {
+  return (unsigned)t < SY_SCRUB_NTYPES ? type_names[t] : "?";
+}
+
+__attribute__((format(printf, 3, 4)))
+static void set_err(char *err, size_t errlen, const char *fmt, ...) {
+  if (!errlen) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+}
+
+/* Compiles one rule; on failure writes the reason (with the pattern's name). */
+static int compile_rule(sy_rule *r, const char *name, const char *re, uint32_t opts, char *err,
+                        size_t errlen) {
+  int ec = 0;
+  PCRE2_SIZE eoff = 0;
+  r->code = pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED, opts, &ec, &eoff, NULL);
+  if (!r->code) {
+    PCRE2_UCHAR msg[160];
+    if (pcre2_get_error_message(ec, msg, sizeof msg) < 0) strcpy((char *)msg, "compile error");
+    set_err(err, errlen, "pattern '%s': %s at offset %zu", name, (const char *)msg, (size_t)eoff);
+    return ec == PCRE2_ERROR_NOMEMORY ? SY_ENOMEM : SY_ECONFIG;
+  }
+  uint32_t minlen = 0;
+  pcre2_pattern_info(r->code, PCRE2_INFO_MINLENGTH, &minlen);
+  if (minlen == 0) {
+    set_err(err, errlen, "pattern '%s': can match the empty string", name);
+    return SY_ECONFIG;
+  }
+  /* JIT is an optimisation only: without it pcre2_match runs the interpreter. */
+  r->jit = pcre2_jit_compile(r->code, PCRE2_JIT_COMPLETE) == 0;
+  return 0;
+}
+
+static bool valid_name(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > SY_SCRUB_MAX_NAME || !isalpha((unsigned char)s[0])) return false;
+  for (size_t i = 0; i < n; i++)
+    if (!isalnum((unsigned char)s[i]) && s[i] != '_') return false;
+  return true;
+}
+
+int sy_scrub_rules_new(const sy_scrub_pattern *extra, size_t n, sy_scrub_rules **out,
+                       char *err, size_t errlen) {
+  int rc;
+  *out = NULL;
+  if (errlen) err[0] = '\0';
+  if (n && !extra) return SY_EINVAL;
+  if (n > SY_SCRUB_MAX_EXTRA) {
+    set_err(err, errlen, "too many extra patterns (%zu > %d)", n, SY_SCRUB_MAX_EXTRA);
+    return SY_ECONFIG;
+  }
+  sy_scrub_rules *rs = calloc(1, sizeof *rs + (SY_NBUILTIN + n) * sizeof(sy_rule));
+  if (!rs) return SY_ENOMEM;
+  for (size_t i = 0; i < SY_NBUILTIN; i++) {
+    sy_rule *r = &rs->rule[rs->n];
+    /* Built-ins are ASCII patterns run in byte mode: a third faster than UTF
+     * mode, and any byte sequence is a valid subject. */
+    rc = compile_rule(r, sy_scrub_type_name(builtin[i].type), builtin[i].re, 0, err, errlen);
+    if (rc) goto fail;
+    rs->n++;
+    r->check = builtin[i].check;
+    r->type = builtin[i].type;
+    r->ph_len = (size_t)snprintf(r->ph, sizeof r->ph, "[%s]", sy_scrub_type_name(r->type));
+  }
+  for (size_t i = 0; i < n; i++) {
+    const char *name = extra[i].name ? extra[i].name : "";
+    if (!valid_name(name)) {
+      rc = SY_ECONFIG;
+      set_err(err, errlen, "pattern name '%.40s': must be 1-%d of [A-Za-z0-9_], starting with a letter",
+              name, SY_SCRUB_MAX_NAME);
+      goto fail;
+    }
+    if (!extra[i].pattern || strlen(extra[i].pattern) > SY_SCRUB_MAX_PATTERN) {
+      rc = SY_ECONFIG;
+      set_err(err, errlen, "pattern '%s': %s%zu bytes", name,
+              extra[i].pattern ? "longer than " : "missing, limit ", (size_t)SY_SCRUB_MAX_PATTERN);
+      goto fail;
+    }
+    sy_rule *r = &rs->rule[rs->n];
+    /* Operators' patterns get UTF-8 semantics ("." is a character, \\p{L}
+     * works); invalid sequences in the input simply never match. */
+    rc = compile_rule(r, name, extra[i].pattern, PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, err, errlen);
+    if (rc) {
+      pcre2_code_free(r->code); /* set when only the empty-match check failed */
+      r->code = NULL;
+      goto fail;
+    }
+    rs->n++;
+    r->type = SY_SCRUB_CUSTOM;
+    r->ph[0] = '[';
+    size_t k = 0;
+    for (; name[k]; k++) r->ph[k + 1] = (char)toupper((unsigned char)name[k]);
+    r->ph[k + 1] = ']';
+    r->ph[k + 2] = '\0';
+    r->ph_len = k + 2;
+  }
+  for (size_t i = 0; i < rs->n; i++) {
+    uint32_t caps = 0;
+    pcre2_pattern_info(rs->rule[i].code, PCRE2_INFO_CAPTURECOUNT, &caps);
+    if (caps + 1 > rs->max_captures) rs->max_captures = caps + 1;
+  }
+  *out = rs;
+  return 0;
+fail:
+  sy_scrub_rules_free(rs);
+  return rc;
+}
+
+void sy_scrub_rules_free(sy_scrub_rules *rs) {
+  if (!rs) return;
+  for (size_t i = 0; i < rs->n; i++) pcre2_code_free(rs->rule[i].code);
+  free(rs);
+}
+
+size_t sy_scrub_rules_count(const sy_scrub_rules *rs) { return rs->n; }
+
+size_t sy_scrub_rules_jit_count(const sy_scrub_rules *rs) {
+  size_t j = 0;
+  for (size_t i = 0; i < rs->n; i++) j += rs->rule[i].jit;
+  return j;
+}
+
+/* ---- the per-thread scrubber ------------------------------------------- */
+
+typedef struct {
+  size_t start, end;
+  uint32_t rule;
+} sy_span;
+
+struct sy_scrubber {
+  const sy_scrub_rules *rules;
+  pcre2_match_data *md;
+  pcre2_match_context *mctx;
+  pcre2_jit_stack *jstack;
+  sy_buf spans;  /* accepted sy_span, sorted, disjoint */
+  sy_buf found;  /* what the current rule found */
+  sy_buf merged; /* spans + found */
+  sy_buf str;    /* sy_scrub_json: one scrubbed string */
+  char err[256];
+};
+
+#define SPANS(b) ((sy_span *)(void *)(b)->data)
+#define NSPANS(b) ((b)->len / sizeof(sy_span))
+
+int sy_scrubber_new(const sy_scrub_rules *rules, sy_scrubber **out) {
+  sy_scrubber *s = calloc(1, sizeof *s);
+  if (!s) goto fail;
+  s->rules = rules;
+  s->md = pcre2_match_data_create(rules->max_captures, NULL);
+  if (!s->md) goto fail;
+  s->mctx = pcre2_match_context_create(NULL);
+  if (!s->mctx) goto fail;
+  pcre2_set_match_limit(s->mctx, SY_SCRUB_MATCH_LIMIT);
+  pcre2_set_heap_limit(s->mctx, SY_SCRUB_HEAP_LIMIT_KIB);
+  /* The default 32 KiB JIT stack is the machine stack of the calling thread;
+   * a private one keeps deep backtracking in extra patterns off it. */
+  s->jstack = pcre2_jit_stack_create(32 * 1024, 1024 * 1024, NULL);
+  if (s->jstack) pcre2_jit_stack_assign(s->mctx, NULL, s->jstack);
+  sy_buf_init(&s->spans, SY_SCRUB_MAX_SPANS * sizeof(sy_span));
+  sy_buf_init(&s->found, SY_SCRUB_MAX_SPANS * sizeof(sy_span));
+  sy_buf_init(&s->merged, SY_SCRUB_MAX_SPANS * sizeof(sy_span));
+  sy_buf_init(&s->str, SY_SCRUB_MAX_INPUT);
+  *out = s;
+  return 0;
+fail:
+  sy_scrubber_free(s);
+  *out = NULL;
+  return SY_ENOMEM;
+}
+
+void sy_scrubber_free(sy_scrubber *s) {
+  if (!s) return;
+  pcre2_match_data_free(s->md);
+  pcre2_match_context_free(s->mctx);
+  pcre2_jit_stack_free(s->jstack);
+  sy_buf_free(&s->spans);
+  sy_buf_free(&s->found);
+  sy_buf_free(&s->merged);
+  sy_buf_free(&s->str);
+  free(s);
+}
+
+void sy_scrubber_set_match_limit(sy_scrubber *s, uint32_t limit) {
+  pcre2_set_match_limit(s->mctx, limit);
+}
+
+const char *sy_scrubber_last_error(const sy_scrubber *s) { return s->err; }
+
+/* Runs rule `ri` over in[gs, ge) and appends accepted spans to s->found. The
+ * subject ends at ge, so a match never runs into text an earlier rule claimed;
+ * lookbehinds still see the real bytes before gs. */
+static int scan_gap(sy_scrubber *s, uint32_t ri, const char *in, size_t gs, size_t ge) {
+  const sy_rule *r = &s->rules->rule[ri];
+  PCRE2_SIZE *ov = pcre2_get_ovector_pointer(s->md);
+  size_t off = gs;
+  while (off < ge) {
+    int mrc = pcre2_match(r->code, (PCRE2_SPTR)in, ge, off, 0, s->md, s->mctx);
+    if (mrc == PCRE2_ERROR_NOMATCH) return 0;
+    if (mrc < 0) {
+      PCRE2_UCHAR msg[160];
+      if (pcre2_get_error_message(mrc, msg, sizeof msg) < 0) strcpy((char *)msg, "?");
+      snprintf(s->err, sizeof s->err, "rule %s #%u: PCRE2 error %d: %s",
+               sy_scrub_type_name(r->type), ri, mrc, (const char *)msg);
+      return SY_EIO;
+    }
+    size_t ms = ov[0], me = ov[1];
+    if (me <= ms) { /* empty match (\K or lookaround in an extra pattern): step one character */
+      off = (me > off ? me : off) + 1;
+      while (off < ge && ((unsigned char)in[off] & 0xC0) == 0x80) off++;
+      continue;
+    }
+    size_t next = me;
+    if (!r->check || r->check(in, &ms, &me)) {
+      if (me <= ms) return SY_EIO; /* a check must never empty a span */
+      sy_span sp = {ms, me, ri};
+      int rc = sy_buf_append(&s->found, &sp, sizeof sp);
+      if (rc) {
+        snprintf(s->err, sizeof s->err, "more than %u entities in one input",
+                 (unsigned)SY_SCRUB_MAX_SPANS);
+        return rc;
+      }
+      next = me;
+    }
+    off = next;
+  }
+  return 0;
+}
+
+/* Finds every entity; leaves them sorted and disjoint in s->spans. */
+static int find_spans(sy_scrubber *s, const char *in, size_t len) {
+  sy_buf_reset(&s->spans);
+  for (uint32_t ri = 0; ri < s->rules->n; ri++) {
+    sy_buf_reset(&s->found);
+    const sy_span *acc = SPANS(&s->spans);
+    size_t na = NSPANS(&s->spans), gs = 0;
+    for (size_t i = 0; i <= na; i++) {
+      size_t ge = i < na ? acc[i].start : len;
+      if (ge > gs) {
+        int rc = scan_gap(s, ri, in, gs, ge);
+        if (rc) return rc;
+      }
+      if (i < na) gs = acc[i].end;
+    }
+    size_t nf = NSPANS(&s->found);
+    if (!nf) continue;
+    sy_buf_reset(&s->merged);
+    int rc = sy_buf_reserve(&s->merged, (na + nf) * sizeof(sy_span));
+    if (rc) return rc;
+    const sy_span *f = SPANS(&s->found);
+    sy_span *m = SPANS(&s->merged);
+    size_t a = 0, b = 0, k = 0;
+    while (a < na || b < nf) m[k++] = (b == nf || (a < na && acc[a].start < f[b].start)) ? acc[a++] : f[b++];
+    s->merged.len = k * sizeof(sy_span);
+    sy_buf tmp = s->spans;
+    s->spans = s->merged;
+    s->merged = tmp;
+  }
+  return 0;
+}
+
+int sy_scrub_text(sy_scrubber *s, const char *in, size_t len, sy_buf *out,
+                  sy_scrub_counts *counts) {
+  s->err[0] = '\0';
+  if (counts) memset(counts, 0, sizeof *counts);
+  if (len > SY_SCRUB_MAX_INPUT) {
+    snprintf(s->err, sizeof s->err, "input of %zu bytes exceeds the %u byte limit", len,
+             (unsigned)SY_SCRUB_MAX_INPUT);
+    return SY_ETOOBIG;
+  }
+  if (len == 0) return 0;
+  int rc = find_spans(s, in, len);
+  if (rc) {
+    if (!s->err[0]) snprintf(s->err, sizeof s->err, "%s", sy_strerror(rc));
+    return rc;
+  }
+  size_t mark = out->len, pos = 0;
+  const sy_span *sp = SPANS(&s->spans);
+  size_t n = NSPANS(&s->spans);
+  sy_scrub_counts c = {{0}, 0};
+  for (size_t i = 0; i < n && !rc; i++) {
+    const sy_rule *r = &s->rules->rule[sp[i].rule];
+    rc = sy_buf_append(out, in + pos, sp[i].start - pos);
+    if (!rc) rc = sy_buf_append(out, r->ph, r->ph_len);
+    pos = sp[i].end;
+    c.n[r->type]++;
+    c.total++;
+  }
+  if (!rc) rc = sy_buf_append(out, in + pos, len - pos);
+  if (rc) {
+    out->len = mark; /* fail closed: nothing half-scrubbed escapes */
+    if (out->data) out->data[mark] = '\0';
+    snprintf(s->err, sizeof s->err, "output: %s", sy_strerror(rc));
+    return rc;
+  }
+  if (counts) *counts = c;
+  return 0;
+}
+
+/* ---- JSON ---------------------------------------------------------------- */
+
+static void add_counts(sy_scrub_counts *to, const sy_scrub_counts *c) {
+  for (int t = 0; t < SY_SCRUB_NTYPES; t++) to->n[t] += c->n[t];
+  to->total += c->total;
+}
+
+static int scrub_node(sy_scrubber *s, cJSON *node, int depth, sy_scrub_counts *acc) {
+  if (depth > SY_SCRUB_MAX_JSON_DEPTH) {
+    snprintf(s->err, sizeof s->err, "JSON nested deeper than %d", SY_SCRUB_MAX_JSON_DEPTH);
+    return SY_ETOOBIG;
+  }
+  for (; node; node = node->next) {
+    if (cJSON_IsString(node) && node->valuestring) {
+      sy_scrub_counts c;
+      sy_buf_reset(&s->str);
+      int rc = sy_scrub_text(s, node->valuestring, strlen(node->valuestring), &s->str, &c);
+      if (rc) return rc;
+      if (c.total) {
+        if (!cJSON_SetValuestring(node, s->str.data ? s->str.data : "")) return SY_ENOMEM;
+        add_counts(acc, &c);
+      }
+    } else if (cJSON_IsArray(node) || cJSON_IsObject(node)) {
+      int rc = scrub_node(s, node->child, depth + 1, acc);
+      if (rc) return rc;
+    }
+  }
+  return 0;
+}
+
+/* cJSON turns "\u0000" into a NUL that silently cuts the string short; the
+ * rest of that value would vanish from the capture, so refuse instead. */
+static bool has_escaped_nul(const char *j, size_t n) {
+  for (size_t i = 0; i + 1 < n; i++) {
+    if (j[i] != '\\') continue;
+    if (j[i + 1] == 'u' && i + 5 < n && !memcmp(j + i + 2, "0000", 4)) return true;
+    i++; /* skip the escaped character: in "\\u0000" the backslash is escaped, the u is text */
+  }
+  return false;
+}
+
+int sy_scrub_json(sy_scrubber *s, const char *json, size_t len, sy_buf *out,
+                  sy_scrub_counts *counts) {
+  s->err[0] = '\0';
+  if (counts) memset(counts, 0, sizeof *counts);
+  if (len > SY_SCRUB_MAX_INPUT) {
+    snprintf(s->err, sizeof s->err, "JSON of %zu bytes exceeds the %u byte limit", len,
+             (unsigned)SY_SCRUB_MAX_INPUT);
+    return SY_ETOOBIG;
+  }
+  if (has_escaped_nul(json, len)) {
+    snprintf(s->err, sizeof s->err, "JSON string with an escaped NUL (\\u0000)");
+    return SY_EINVAL;
+  }
+  const char *end = NULL;
+  cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+  if (!root) {
+    snprintf(s->err, sizeof s->err, "invalid JSON near byte %zu",
+             end && end >= json ? (size_t)(end - json) : (size_t)0);
+    return SY_EINVAL;
+  }
+  int rc = 0;
+  size_t tail = end ? (size_t)(end - json) : len;
+  while (tail < len && strchr(" \t\r\n", json[tail]) && json[tail]) tail++;
+  if (tail != len) {
+    snprintf(s->err, sizeof s->err, "invalid JSON: trailing data at byte %zu", tail);
+    rc = SY_EINVAL;
+    goto done;
+  }
+  sy_scrub_counts acc = {{0}, 0};
+  rc = scrub_node(s, root, 0, &acc);
+  if (rc) goto done;
+  char *text = cJSON_PrintUnformatted(root);
+  if (!text) {
+    rc = SY_ENOMEM;
+    goto done;
+  }
+  rc = sy_buf_append(out, text, strlen(text));
+  cJSON_free(text);
+  if (rc) {
+    snprintf(s->err, sizeof s->err, "output: %s", sy_strerror(rc));
+    goto done;
+  }
+  if (counts) *counts = acc;
+done:
+  cJSON_Delete(root);
+  return rc;
+}

@@ -1,0 +1,314 @@
+/* The scrubber's contract: extra patterns, JSON, invalid UTF-8, limits,
+ * failing closed, and sharing compiled rules across threads. */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <pcre2.h>
+#include <pthread.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "store/scrub.h"
+
+static sy_scrub_rules *new_rules(const sy_scrub_pattern *p, size_t n) {
+  sy_scrub_rules *r = NULL;
+  char err[256];
+  int rc = sy_scrub_rules_new(p, n, &r, err, sizeof err);
+  if (rc) printf("rules: %s\n", err);
+  assert_int_equal(rc, 0);
+  return r;
+}
+
+static void test_extra_patterns(void **state) {
+  (void)state;
+  sy_scrub_pattern p[] = {{"ticket", "TICKET-[0-9]{4}"}, {"Emp_ID", "\\bE[0-9]{6}\\b"}};
+  sy_scrub_rules *r = new_rules(p, 2);
+  assert_int_equal(sy_scrub_rules_count(r), sy_scrub_rules_count(r)); /* callable */
+  sy_scrubber *s;
+  assert_int_equal(sy_scrubber_new(r, &s), 0);
+  sy_buf out;
+  sy_buf_init(&out, 4096);
+  sy_scrub_counts c;
+  const char *in = "see TICKET-1234 from E123456 (a@b.io)";
+  assert_int_equal(sy_scrub_text(s, in, strlen(in), &out, &c), 0);
+  assert_string_equal(out.data, "see [TICKET] from [EMP_ID] ([EMAIL])");
+  assert_int_equal(c.n[SY_SCRUB_CUSTOM], 2);
+  assert_int_equal(c.n[SY_SCRUB_EMAIL], 1);
+  assert_int_equal(c.total, 3);
+  sy_buf_free(&out);
+  sy_scrubber_free(s);
+  sy_scrub_rules_free(r);
+}
+
+static void expect_bad(const char *name, const char *pat, const char *want1, const char *want2) {
+  sy_scrub_pattern p = {name, pat};
+  sy_scrub_rules *r = (sy_scrub_rules *)0x1;
+  char err[256];
+  assert_int_equal(sy_scrub_rules_new(&p, 1, &r, err, sizeof err), SY_ECONFIG);
+  assert_null(r);
+  if (!strstr(err, want1) || !strstr(err, want2)) printf("error was: %s\n", err);
+  assert_non_null(strstr(err, want1));
+  assert_non_null(strstr(err, want2));
+}
+
+static void test_bad_patterns(void **state) {
+  (void)state;
+  /* the offset is where PCRE2 gave up: the end of "(abc" */
+  expect_bad("ticket", "x(abc", "pattern 'ticket': missing closing parenthesis", "at offset 5");
+  expect_bad("t2", "[a-", "pattern 't2'", "offset 3");
+  expect_bad("empty", "a*", "pattern 'empty'", "empty string");
+  expect_bad("1abc", "x", "pattern name '1abc'", "starting with a letter");
+  expect_bad("", "x", "pattern name ''", "[A-Za-z0-9_]");
+  expect_bad("has-dash", "x", "pattern name 'has-dash'", "must be");
+  expect_bad("abcdefghijabcdefghijabcdefghijabc", "x", "pattern name", "1-32");
+  expect_bad("nul", NULL, "pattern 'nul'", "missing");
+  char *huge = malloc(SY_SCRUB_MAX_PATTERN + 2);
+  assert_non_null(huge);
+  memset(huge, 'a', SY_SCRUB_MAX_PATTERN + 1);
+  huge[SY_SCRUB_MAX_PATTERN + 1] = '\0';
+  expect_bad("huge", huge, "pattern 'huge'", "longer than 4096");
+  free(huge);
+  sy_scrub_pattern many[SY_SCRUB_MAX_EXTRA + 1];
+  for (int i = 0; i <= SY_SCRUB_MAX_EXTRA; i++) many[i] = (sy_scrub_pattern){"p", "x"};
+  sy_scrub_rules *r = NULL;
+  char err[128];
+  assert_int_equal(sy_scrub_rules_new(many, SY_SCRUB_MAX_EXTRA + 1, &r, err, sizeof err),
+                   SY_ECONFIG);
+  assert_non_null(strstr(err, "too many"));
+  /* a zero-length error buffer is allowed */
+  sy_scrub_pattern bad = {"x", "("};
+  assert_int_equal(sy_scrub_rules_new(&bad, 1, &r, NULL, 0), SY_ECONFIG);
+}
+
+static void test_json(void **state) {
+  (void)state;
+  sy_scrub_rules *r = new_rules(NULL, 0);
+  sy_scrubber *s;
+  assert_int_equal(sy_scrubber_new(r, &s), 0);
+  sy_buf out;
+  sy_buf_init(&out, 1 << 16);
+  const char *j =
+      "{ \"model\": \"gpt-4o\", \"a@b.io\": \"key stays\",\n"
+      "  \"messages\": [ {\"role\": \"user\", \"content\": \"mail me: x@example.com\"},\n"
+      "    {\"nested\": [[\"deep\", {\"card\": \"4111 1111 1111 1111\"}]]} ],\n"
+      "  \"n\": 4111111111111111, \"ok\": true, \"none\": null, \"t\": 0.5 }";
+  sy_scrub_counts c;
+  assert_int_equal(sy_scrub_json(s, j, strlen(j), &out, &c), 0);
+  assert_string_equal(out.data,
+                      "{\"model\":\"gpt-4o\",\"a@b.io\":\"key stays\",\"messages\":[{\"role\":"
+                      "\"user\",\"content\":\"mail me: [EMAIL]\"},{\"nested\":[[\"deep\",{"
+                      "\"card\":\"[CARD]\"}]]}],\"n\":4111111111111111,\"ok\":true,\"none\":null,"
+                      "\"t\":0.5}");
+  assert_int_equal(c.n[SY_SCRUB_EMAIL], 1);
+  assert_int_equal(c.n[SY_SCRUB_CARD], 1);
+  assert_int_equal(c.total, 2);
+
+  /* escapes are decoded before scrubbing and re-encoded after */
+  sy_buf_reset(&out);
+  const char *esc = "[\"x\\u0040example.com\\n\\\"q\\\"\"]";
+  assert_int_equal(sy_scrub_json(s, esc, strlen(esc), &out, &c), 0);
+  assert_string_equal(out.data, "[\"[EMAIL]\\n\\\"q\\\"\"]");
+
+  /* failures leave out exactly as it was */
+  sy_buf_reset(&out);
+  sy_buf_appends(&out, "kept");
+  const char *bad[] = {"{\"a\": \"x@y.io\"", "{\"a\": 1} trailing", "", "not json",
+                       "{\"a\": \"b\\u0000c@d.io\"}", "[\"\\ud800\"]"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    assert_int_equal(sy_scrub_json(s, bad[i], strlen(bad[i]), &out, &c), SY_EINVAL);
+    assert_string_equal(out.data, "kept");
+    assert_true(strlen(sy_scrubber_last_error(s)) > 0);
+  }
+  /* "\\u0000" is an escaped backslash and text, not a NUL */
+  const char *notnul = "[\"\\\\u0000\"]";
+  assert_int_equal(sy_scrub_json(s, notnul, strlen(notnul), &out, &c), 0);
+
+  /* nesting past the limit */
+  sy_buf deep;
+  sy_buf_init(&deep, 4096);
+  for (int i = 0; i < SY_SCRUB_MAX_JSON_DEPTH + 2; i++) sy_buf_appends(&deep, "[");
+  for (int i = 0; i < SY_SCRUB_MAX_JSON_DEPTH + 2; i++) sy_buf_appends(&deep, "]");
+  sy_buf_reset(&out);
+  assert_int_equal(sy_scrub_json(s, deep.data, deep.len, &out, &c), SY_ETOOBIG);
+  assert_int_equal(out.len, 0);
+  sy_buf_free(&deep);
+
+  sy_buf_free(&out);
+  sy_scrubber_free(s);
+  sy_scrub_rules_free(r);
+}
+
+static void test_invalid_utf8_and_binary(void **state) {
+  (void)state;
+  sy_scrub_rules *r = new_rules(NULL, 0);
+  sy_scrubber *s;
+  assert_int_equal(sy_scrubber_new(r, &s), 0);
+  sy_buf out;
+  sy_buf_init(&out, 1 << 16);
+  sy_scrub_counts c;
+  /* invalid sequences pass through; PII around them is still found */
+  const char in[] = "\xff\xfe a@b.io \xc3\x28 jo\xe2\x82hn@example.com x\0y 8.8.8.8 \xf0\x9f\x98";
+  size_t n = sizeof in - 1;
+  assert_int_equal(sy_scrub_text(s, in, n, &out, &c), 0);
+  /* (bytes >= 0x80 count as letters of an address, so "jo\xe2\x82hn" is one local part) */
+  const char want[] = "\xff\xfe [EMAIL] \xc3\x28 [EMAIL] x\0y [IP] \xf0\x9f\x98";
+  assert_int_equal(out.len, sizeof want - 1);
+  assert_memory_equal(out.data, want, sizeof want - 1);
+  assert_int_equal(c.total, 3);
+  /* every byte value, in a pseudo-random order: must not crash or error */
+  unsigned char bytes[4096];
+  uint32_t x = 12345;
+  for (size_t i = 0; i < sizeof bytes; i++) {
+    x = x * 1103515245u + 12345u;
+    bytes[i] = (unsigned char)(i < 256 ? i : x >> 24);
+  }
+  sy_buf_reset(&out);
+  assert_int_equal(sy_scrub_text(s, (const char *)bytes, sizeof bytes, &out, &c), 0);
+  if (c.total == 0) assert_memory_equal(out.data, bytes, sizeof bytes);
+  /* valid multi-byte text around PII */
+  const char *u = "Grüße an zoë@example.de — 電話 +81 3-1234-5678";
+  sy_buf_reset(&out);
+  assert_int_equal(sy_scrub_text(s, u, strlen(u), &out, &c), 0);
+  assert_string_equal(out.data, "Grüße an [EMAIL] — 電話 [PHONE]");
+  assert_int_equal(c.total, 2);
+  sy_buf_free(&out);
+  sy_scrubber_free(s);
+  sy_scrub_rules_free(r);
+}
+
+static void test_empty_and_limits(void **state) {
+  (void)state;
+  sy_scrub_rules *r = new_rules(NULL, 0);
+  sy_scrubber *s;
+  assert_int_equal(sy_scrubber_new(r, &s), 0);
+  sy_buf out;
+  sy_buf_init(&out, 16);
+  sy_scrub_counts c;
+  memset(&c, 0xff, sizeof c);
+  assert_int_equal(sy_scrub_text(s, "", 0, &out, &c), 0);
+  assert_int_equal(out.len, 0);
+  assert_int_equal(c.total, 0);
+  assert_int_equal(c.n[SY_SCRUB_EMAIL], 0);
+  assert_int_equal(sy_scrub_text(s, NULL, 0, &out, NULL), 0);
+
+  /* the output cap: nothing half-written stays behind */
+  sy_buf_appends(&out, "ab");
+  const char *in = "mail x@example.com and some more text past the cap";
+  assert_int_equal(sy_scrub_text(s, in, strlen(in), &out, &c), SY_ETOOBIG);
+  assert_string_equal(out.data, "ab");
+  assert_int_equal(out.len, 2);
+
+  /* the input limit, for text and JSON */
+  size_t big = (size_t)SY_SCRUB_MAX_INPUT + 1;
+  char *huge = malloc(big);
+  assert_non_null(huge);
+  memset(huge, 'a', big);
+  sy_buf_reset(&out);
+  assert_int_equal(sy_scrub_text(s, huge, big, &out, &c), SY_ETOOBIG);
+  assert_non_null(strstr(sy_scrubber_last_error(s), "limit"));
+  assert_int_equal(sy_scrub_json(s, huge, big, &out, &c), SY_ETOOBIG);
+  assert_int_equal(out.len, 0);
+  free(huge);
+  sy_buf_free(&out);
+  sy_scrubber_free(s);
+  sy_scrub_rules_free(r);
+}
+
+/* A PCRE2 error (here the match limit, hit by catastrophic backtracking in an
+ * extra pattern) fails the whole call; nothing is written. */
+static void test_fail_closed(void **state) {
+  (void)state;
+  sy_scrub_pattern p = {"evil", "(a+)+\\d"};
+  sy_scrub_rules *r = new_rules(&p, 1);
+  sy_scrubber *s;
+  assert_int_equal(sy_scrubber_new(r, &s), 0);
+  sy_buf out;
+  sy_buf_init(&out, 1 << 16);
+  const char *in = "mail x@example.com aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!";
+  sy_scrub_counts c;
+  sy_scrubber_set_match_limit(s, 10000);
+  sy_buf_appends(&out, "prefix");
+  assert_int_equal(sy_scrub_text(s, in, strlen(in), &out, &c), SY_EIO);
+  assert_string_equal(out.data, "prefix");
+  assert_non_null(strstr(sy_scrubber_last_error(s), "limit"));
+  /* JSON fails closed the same way */
+  const char *j = "{\"m\": \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!\"}";
+  assert_int_equal(sy_scrub_json(s, j, strlen(j), &out, &c), SY_EIO);
+  assert_string_equal(out.data, "prefix");
+  /* the same scrubber still works on input that does not trip the limit */
+  sy_buf_reset(&out);
+  assert_int_equal(sy_scrub_text(s, "x@example.com 1", 15, &out, &c), 0);
+  assert_string_equal(out.data, "[EMAIL] 1");
+  sy_buf_free(&out);
+  sy_scrubber_free(s);
+  sy_scrub_rules_free(r);
+}
+
+static void test_jit(void **state) {
+  (void)state;
+  uint32_t jit = 0;
+  pcre2_config(PCRE2_CONFIG_JIT, &jit);
+  sy_scrub_rules *r = new_rules(NULL, 0);
+  assert_true(sy_scrub_rules_count(r) > 10);
+  /* with JIT support every rule is JIT-compiled; without it all run interpreted */
+  assert_int_equal(sy_scrub_rules_jit_count(r), jit ? sy_scrub_rules_count(r) : 0);
+  sy_scrub_rules_free(r);
+}
+
+#define NTHREADS 4
+static const char *thread_text =
+    "Hi, mail dana@example.com or call +1 415 555 0132; card 4111 1111 1111 1111, "
+    "IBAN DE89 3704 0044 0532 0130 00, host 10.0.0.7, order ORD-2024-000123.";
+static const char *thread_want =
+    "Hi, mail [EMAIL] or call [PHONE]; card [CARD], IBAN [IBAN], host [IP], order "
+    "ORD-2024-000123.";
+
+static void *thread_main(void *arg) {
+  const sy_scrub_rules *r = arg;
+  sy_scrubber *s;
+  if (sy_scrubber_new(r, &s)) return (void *)1;
+  sy_buf out;
+  sy_buf_init(&out, 4096);
+  intptr_t bad = 0;
+  for (int i = 0; i < 300 && !bad; i++) {
+    sy_buf_reset(&out);
+    bad = sy_scrub_text(s, thread_text, strlen(thread_text), &out, NULL) != 0 ||
+          strcmp(out.data, thread_want) != 0;
+  }
+  sy_buf_free(&out);
+  sy_scrubber_free(s);
+  return (void *)bad;
+}
+
+static void test_threads_share_rules(void **state) {
+  (void)state;
+  sy_scrub_rules *r = new_rules(NULL, 0);
+  pthread_t t[NTHREADS];
+  for (int i = 0; i < NTHREADS; i++) assert_int_equal(pthread_create(&t[i], NULL, thread_main, r), 0);
+  for (int i = 0; i < NTHREADS; i++) {
+    void *ret;
+    assert_int_equal(pthread_join(t[i], &ret), 0);
+    assert_null(ret);
+  }
+  sy_scrub_rules_free(r);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_extra_patterns),
+      cmocka_unit_test(test_bad_patterns),
+      cmocka_unit_test(test_json),
+      cmocka_unit_test(test_invalid_utf8_and_binary),
+      cmocka_unit_test(test_empty_and_limits),
+      cmocka_unit_test(test_fail_closed),
+      cmocka_unit_test(test_jit),
+      cmocka_unit_test(test_threads_share_rules),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
