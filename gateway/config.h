@@ -47,8 +47,23 @@
  *       "header_timeout_ms": 10000,      100..600000; first byte to end of headers (slowloris)
  *       "body_timeout_ms": 60000,        100..3600000; end of headers to end of body
  *       "drain_timeout_ms": 30000        0..600000; SIGTERM: how long in-flight requests may finish
+ *   },
+ *   "capture": {                         the capture store (LMDB under data_dir)
+ *       "enabled": true,                 --no-capture turns it off
+ *       "durability": "sync",            sync|nometasync|nosync (--capture-durability)
+ *       "queue_size": 65536,             16..1048576 records waiting for the writer
+ *       "batch_max": 512,                1..100000 records per LMDB transaction
+ *       "flush_ms": 10,                  1..10000: longest a record waits for its batch
+ *       "sync_interval_ms": 1000,        10..600000: nosync mode's periodic fsync
+ *       "keep_images": false,            true: keep base64 data-URL images in records
+ *       "max_response_bytes": 4194304,   1024..67108864 captured per response (rest: truncated)
+ *       "map_size_max_mb": 65536,        16..16777216: LMDB map ceiling
+ *       "retention": { "max_age_days": 0, "max_mb": 0 },   0 = no limit
+ *       "pii_patterns": [ { "name": "TICKET", "pattern": "TCK-[0-9]{6}" } ]
+ *                                        extra PCRE2 patterns; name [A-Z0-9_]{1,32}
  *   }
  * }
+ * client_keys[].capture: false turns capture off for that key's traffic.
  * "routes": [ ... ] is accepted (must be an array) and kept as text for router/.
  * The text must be JSON with no NUL character (raw or escaped), nested at most
  * 64 levels deep, with no key given twice in one object.
@@ -87,7 +102,31 @@ typedef struct sy_upstream_conf {
 typedef struct sy_client_key {
   char *name;
   unsigned char sha256[32];
+  int capture;         /* 0 = never capture this key's traffic (default 1) */
 } sy_client_key;
+
+typedef struct sy_pii_pattern {
+  char *name;
+  char *pattern;
+} sy_pii_pattern;
+
+typedef enum { SY_CAPTURE_SYNC = 0, SY_CAPTURE_NOMETASYNC, SY_CAPTURE_NOSYNC } sy_capture_durability;
+
+typedef struct sy_capture_conf {
+  int enabled;
+  sy_capture_durability durability;
+  uint32_t queue_size;
+  uint32_t batch_max;
+  uint32_t flush_ms;
+  uint32_t sync_interval_ms;
+  int keep_images;
+  size_t max_response_bytes;
+  uint64_t map_size_max_mb;
+  uint32_t retention_max_age_days;
+  uint64_t retention_max_mb;
+  sy_pii_pattern *pii_patterns;
+  size_t n_pii_patterns;
+} sy_capture_conf;
 
 typedef struct sy_limits {
   size_t max_header_bytes;
@@ -112,6 +151,7 @@ typedef struct sy_config {
   sy_client_key *client_keys;
   size_t n_client_keys;
   sy_limits limits;
+  sy_capture_conf capture;
   char *routes_json;   /* the "routes" array re-serialised as JSON text, parsed by
                           router/ (sy_route_table_parse); NULL when absent */
   char *default_upstream_name; /* "default_upstream" as given; NULL = the first

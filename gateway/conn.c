@@ -7,6 +7,7 @@
  * read (a disconnect must abort the upstream transfer), up to a cap on
  * buffered input; past it reading stops until the answer ends. */
 #include "gateway/conn.h"
+#include "gateway/capture.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +58,10 @@ static void on_closed(uv_handle_t *h) {
 static void conn_close_hard(sy_conn *c) {
   if (c->closes_pending) return; /* already closing the handles */
   c->state = SY_CONN_CLOSING;
+  if (c->job) {
+    c->job->conn = NULL; /* the writer's answer will find nobody waiting */
+    c->job = NULL;
+  }
   if (c->px) {
     struct sy_proxy *px = c->px;
     c->px = NULL;
@@ -168,11 +173,11 @@ int sy_conn_write_head(sy_conn *c, int status, const char *headers, size_t heade
     m = snprintf(tail, sizeof tail, "x-switchyard-request-id: %s\r\n%s%s\r\n", c->req.id,
                  c->chunked ? "Transfer-Encoding: chunked\r\n" : "",
                  c->keep_alive ? "" : "Connection: close\r\n");
-  uv_buf_t bufs[3] = {uv_buf_init(head, (unsigned)n), uv_buf_init((char *)headers, (unsigned)headers_len),
-                      uv_buf_init(tail, (unsigned)m)};
+  uv_buf_t bufs[4] = {uv_buf_init(head, (unsigned)n), uv_buf_init((char *)headers, (unsigned)headers_len),
+                      uv_buf_init(c->resp_extra, c->resp_extra_len), uv_buf_init(tail, (unsigned)m)};
   c->head_sent = 1;
   c->t_response_start_ns = now_ns();
-  return conn_writev(c, bufs, 3);
+  return conn_writev(c, bufs, 4);
 }
 
 int sy_conn_write_body(sy_conn *c, const char *data, size_t len) {
@@ -186,6 +191,13 @@ int sy_conn_write_body(sy_conn *c, const char *data, size_t len) {
   uv_buf_t bufs[3] = {uv_buf_init(size, (unsigned)n), uv_buf_init((char *)data, (unsigned)len),
                       uv_buf_init("\r\n", 2)};
   return conn_writev(c, bufs, 3);
+}
+
+void sy_conn_add_header(sy_conn *c, const char *name, const char *value) {
+  size_t room = sizeof c->resp_extra - c->resp_extra_len;
+  int n = snprintf(c->resp_extra + c->resp_extra_len, room, "%s: %s\r\n", name, value);
+  if (n > 0 && (size_t)n < room) c->resp_extra_len += (unsigned)n;
+  else c->resp_extra[c->resp_extra_len] = '\0';
 }
 
 void sy_conn_end(sy_conn *c) {
@@ -260,6 +272,7 @@ static void conn_finish_request(sy_conn *c) {
   c->head_sent = 0;
   c->chunked = 0;
   c->expect_continue = 0;
+  c->resp_extra_len = 0;
   c->state = SY_CONN_IDLE;
   http_parser_pause(&c->parser, 0);
   timer_for_state(c);
@@ -444,6 +457,7 @@ static void conn_fail(sy_conn *c, int status) {
 
 static void conn_dispatch(sy_conn *c) {
   sy__worker_request_id(c->w, c->req.id);
+  c->t_dispatch_ns = now_ns();
   sy_proxy_handle(c);
 }
 

@@ -25,6 +25,7 @@
 
 struct sy_worker;
 struct sy_proxy;
+struct sy_capture_job;
 
 typedef struct sy_header_ref {
   uint32_t name_off, name_len, value_off, value_len; /* into sy_request.raw */
@@ -75,6 +76,10 @@ typedef struct sy_conn {
   int read_stopped;        /* reading paused: too much pipelined input */
   int closes_pending;      /* handles still closing */
   uint64_t t_response_start_ns;
+  uint64_t t_dispatch_ns;  /* the request was complete and handed to the proxy */
+  struct sy_capture_job *job; /* a feedback job waiting for the writer, or NULL */
+  char resp_extra[256];    /* extra "Name: value\r\n" lines for the response head */
+  unsigned resp_extra_len;
 } sy_conn;
 
 /* Accepts a connection on the worker's listener. Returns 0 or a negative code
@@ -108,6 +113,10 @@ int sy_conn_write_body(sy_conn *c, const char *data, size_t len);
 void sy_conn_end(sy_conn *c);
 /* Ends the response by closing the connection (the body is incomplete). */
 void sy_conn_abort(sy_conn *c);
+
+/* Adds a "Name: value" line to the coming response head (the proxy's
+ * x-switchyard-capture-id, ...). Lines that do not fit are dropped. */
+void sy_conn_add_header(sy_conn *c, const char *name, const char *value);
 
 /* Bytes queued to the client but not yet written. */
 size_t sy_conn_pending(const sy_conn *c);

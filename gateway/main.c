@@ -98,9 +98,19 @@ static int run(sy_config *cfg) {
 
   sy_gateway gw = {.cfg = cfg, .boot_id = random_u32()};
   atomic_init(&gw.draining, 0);
+  if (cfg->capture.enabled) {
+    char cerr[512];
+    int crc = sy_capture_open(cfg, &gw.capture, cerr, sizeof cerr);
+    if (crc) {
+      fprintf(stderr, "switchyard: %s\n", cerr);
+      sy_upstream_global_cleanup();
+      return crc == SY_ECONFIG ? 2 : 1;
+    }
+  }
   unsigned n = cfg->workers;
   sy_worker *workers = calloc(n, sizeof *workers);
   if (!workers) {
+    sy_capture_close(gw.capture);
     sy_upstream_global_cleanup();
     return 1;
   }
@@ -121,6 +131,7 @@ static int run(sy_config *cfg) {
     fprintf(stderr, "switchyard: %s\n", msg);
     for (unsigned i = 0; i < bound; i++) close(workers[i].listen_fd);
     free(workers);
+    sy_capture_close(gw.capture);
     sy_upstream_global_cleanup();
     return 1;
   }
@@ -145,9 +156,10 @@ static int run(sy_config *cfg) {
            v6 ? "]" : "", (unsigned)port);
     fflush(stdout);
     const sy_upstream_conf *up = &cfg->upstreams[cfg->default_upstream];
-    sy_info("%s: %u worker(s), default upstream '%s' at %s%s, client auth %s", sy_version_string(),
-            n, up->name, up->base_url, up->api_key ? " (with key)" : "",
-            cfg->auth ? "on" : "OFF (--no-auth)");
+    sy_info("%s: %u worker(s), default upstream '%s' at %s%s, client auth %s, capture %s%s",
+            sy_version_string(), n, up->name, up->base_url, up->api_key ? " (with key)" : "",
+            cfg->auth ? "on" : "OFF (--no-auth)", gw.capture ? "on in " : "off",
+            gw.capture ? cfg->data_dir : "");
     for (;;) {
       int sig = 0;
       if (sigwait(&set, &sig) != 0) continue;
@@ -166,6 +178,8 @@ static int run(sy_config *cfg) {
   for (unsigned i = 0; i < started; i++) sy_worker_join(&workers[i]);
   for (unsigned i = started; i < n; i++) close(workers[i].listen_fd);
   free(workers);
+  /* After the workers: every capture they queued is committed before exit. */
+  sy_capture_close(gw.capture);
   sy_upstream_global_cleanup();
   if (!rc) sy_info("stopped");
   return rc ? 1 : 0;

@@ -16,6 +16,8 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "gateway/capture.h"
+#include "gateway/feedback.h"
 #include "gateway/respond.h"
 #include "gateway/upstream.h"
 #include "gateway/worker.h"
@@ -30,6 +32,10 @@ typedef struct sy_proxy {
   sy_buf hdrs;      /* NUL-separated header lines for the upstream */
   int is_sse;
   int head_sent;
+  int status;
+  sy_capture_job *job; /* the capture record being filled, or NULL */
+  sy_buf resp;      /* response bytes for the capture, capped */
+  uint64_t t_up_start_ns, t_first_byte_ns;
 } sy_proxy;
 
 typedef enum { EP_OTHER = 0, EP_CHAT, EP_COMPLETIONS, EP_EMBEDDINGS } sy_endpoint;
@@ -40,7 +46,39 @@ static int path_is(const char *path, size_t len, const char *lit) {
 
 static void proxy_free(sy_proxy *px) {
   sy_buf_free(&px->hdrs);
+  sy_buf_free(&px->resp);
+  sy_capture_job_free(px->job);
   free(px);
+}
+
+static uint64_t wall_now_us(void) {
+  uv_timeval64_t tv;
+  uv_gettimeofday(&tv);
+  return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+}
+
+/* Completes the capture record with how the exchange ended and hands it to
+ * the writer. Must run before the request's body buffer is reset. */
+static void capture_finish(sy_proxy *px, int status, const char *error) {
+  sy_capture_job *job = px->job;
+  if (!job) return;
+  px->job = NULL;
+  sy_conn *c = px->c;
+  uint64_t now = uv_hrtime();
+  job->status = status;
+  if (error) job->error = strdup(error);
+  job->req_body = sy_buf_detach(&c->req.body, &job->req_len);
+  job->resp_body = sy_buf_detach(&px->resp, &job->resp_len);
+  job->is_sse = px->is_sse;
+  job->latency_total_us = (now - c->req.t_start_ns) / 1000;
+  job->ts_end_us = wall_now_us();
+  job->ts_start_us = job->ts_end_us - job->latency_total_us;
+  if (px->t_first_byte_ns) job->upstream_ttfb_us = (px->t_first_byte_ns - px->t_up_start_ns) / 1000;
+  /* Time in the gateway: receiving and checking the request, and handing it
+   * upstream; the upstream's own time and the transfer are not counted. */
+  job->gateway_overhead_us = (px->t_up_start_ns - c->t_dispatch_ns) / 1000;
+  memcpy(job->request_id, c->req.id, sizeof c->req.id);
+  if (sy_capture_submit(px->w->gw->capture, job) != 0) sy_capture_job_free(job);
 }
 
 /* ---- authentication ------------------------------------------------------------- */
@@ -156,6 +194,8 @@ static void up_on_head(void *ctx, int status, const char *hdrs, size_t len, long
    * with an error event and a clean end. */
   if (px->is_sse) clen = -1;
   px->head_sent = 1;
+  px->status = status;
+  px->t_first_byte_ns = uv_hrtime();
   sy_conn_write_head(px->c, status, hdrs, len, clen);
 }
 
@@ -163,7 +203,10 @@ static int up_on_body(void *ctx, const char *data, size_t len) {
   sy_proxy *px = ctx;
   if (px->c->broken) return SY_UP_ABORT;
   if (sy_conn_pending(px->c) >= SY_WRITE_HIGH_WATER) return SY_UP_PAUSE;
-  return sy_conn_write_body(px->c, data, len) == 0 ? 0 : SY_UP_ABORT;
+  if (sy_conn_write_body(px->c, data, len) != 0) return SY_UP_ABORT;
+  if (px->job && !px->job->resp_truncated && sy_buf_append(&px->resp, data, len) != 0)
+    px->job->resp_truncated = 1; /* the capture keeps what fits */
+  return 0;
 }
 
 static void up_on_done(void *ctx, sy_up_result res, const char *detail) {
@@ -171,11 +214,13 @@ static void up_on_done(void *ctx, sy_up_result res, const char *detail) {
   sy_conn *c = px->c;
   px->up = NULL;
   if (res == SY_UP_OK) {
+    capture_finish(px, px->status, NULL);
     proxy_free(px);
     sy_conn_end(c);
     return;
   }
   if (res == SY_UP_EABORTED || c->broken) {
+    capture_finish(px, px->status, "client connection failed while answering");
     proxy_free(px);
     sy_conn_abort(c);
     return;
@@ -205,6 +250,7 @@ static void up_on_done(void *ctx, sy_up_result res, const char *detail) {
                detail ? detail : "");
     }
     sy_warn("request %s: upstream %s failed: %s", c->req.id, name, detail ? detail : "error");
+    capture_finish(px, status, msg);
     proxy_free(px);
     c->keep_alive = c->keep_alive && status != 500;
     sy_conn_respond_error(c, status, msg, NULL, code);
@@ -215,6 +261,7 @@ static void up_on_done(void *ctx, sy_up_result res, const char *detail) {
   if (!px->is_sse) {
     /* The body is incomplete and the head is gone: closing without the
      * final chunk (or short of Content-Length) is how HTTP says so. */
+    capture_finish(px, px->status, detail ? detail : "upstream failed mid-response");
     proxy_free(px);
     sy_conn_abort(c);
     return;
@@ -228,7 +275,9 @@ static void up_on_done(void *ctx, sy_up_result res, const char *detail) {
                        res == SY_UP_ETIMEOUT ? "upstream_timeout" : "upstream_stream_interrupted");
   sy_buf_appends(&ev, "\n\n");
   sy_conn_write_body(c, ev.data, ev.len);
+  if (px->job && !px->job->resp_truncated) sy_buf_append(&px->resp, ev.data, ev.len);
   sy_buf_free(&ev);
+  capture_finish(px, px->status, msg);
   proxy_free(px);
   c->keep_alive = 0;
   sy_conn_end(c);
@@ -238,6 +287,8 @@ static const sy_upstream_handler up_handler = {up_on_head, up_on_body, up_on_don
 
 void sy_proxy_client_gone(sy_proxy *px) {
   if (px->up) sy_upstream_abort(px->up);
+  px->up = NULL;
+  capture_finish(px, px->status, "client closed the connection before the answer ended");
   proxy_free(px);
 }
 
@@ -265,7 +316,21 @@ static int add_line(sy_buf *b, const char *name, size_t nl, const char *val, siz
   return rc;
 }
 
-static void forward(sy_conn *c, const char *path, size_t path_len) {
+/* Whether this exchange is captured: capture on, the key allows it, and the
+ * request did not opt out with "x-switchyard-capture: off". */
+static int wants_capture(const sy_conn *c, const sy_client_key *key) {
+  if (!c->w->gw->capture || (key && !key->capture)) return 0;
+  size_t len;
+  const char *v = sy_conn_header(c, "x-switchyard-capture", &len);
+  if (!v) return 1;
+  static const char *const off[] = {"off", "false", "0", "no", "none"};
+  for (size_t i = 0; i < sizeof off / sizeof off[0]; i++)
+    if (len == strlen(off[i]) && strncasecmp(v, off[i], len) == 0) return 0;
+  return 1;
+}
+
+static void forward(sy_conn *c, const char *path, size_t path_len, const sy_client_key *key,
+                    const char *capture_endpoint) {
   sy_worker *w = c->w;
   const sy_config *cfg = w->cfg;
   sy_proxy *px = calloc(1, sizeof *px);
@@ -277,6 +342,23 @@ static void forward(sy_conn *c, const char *path, size_t path_len) {
   px->w = w;
   px->ups = &cfg->upstreams[cfg->default_upstream];
   sy_buf_init(&px->hdrs, SY_MAX_UPSTREAM_HEADER_BYTES);
+  sy_buf_init(&px->resp, cfg->capture.max_response_bytes);
+  if (capture_endpoint && wants_capture(c, key)) {
+    px->job = calloc(1, sizeof *px->job);
+    if (px->job) {
+      px->job->kind = SY_JOB_CAPTURE;
+      px->job->id = sy_capture_next_id(w->gw->capture);
+      px->job->client_key = key ? key->name : NULL;
+      px->job->upstream = px->ups->name;
+      px->job->endpoint = capture_endpoint;
+      size_t ul;
+      const char *u = sy_conn_header(c, "x-switchyard-user", &ul);
+      if (u) px->job->user = strndup(u, ul);
+      char idbuf[24];
+      snprintf(idbuf, sizeof idbuf, "%llu", (unsigned long long)px->job->id);
+      sy_conn_add_header(c, "x-switchyard-capture-id", idbuf);
+    }
+  }
 
   size_t n = 0;
   int rc = 0, has_ctype = 0;
@@ -316,6 +398,7 @@ static void forward(sy_conn *c, const char *path, size_t path_len) {
       .body_len = c->req.body.len,
   };
   c->px = px;
+  px->t_up_start_ns = uv_hrtime();
   rc = sy_upstream_start(w->pool, &spec, &up_handler, px, &px->up);
   if (rc) {
     c->px = NULL;
@@ -338,6 +421,11 @@ void sy_proxy_handle(sy_conn *c) {
   size_t path_len = q ? (size_t)(q - url) : url_len;
   enum http_method m = c->req.method;
 
+  if (path_is(url, path_len, "/metrics") && m == HTTP_GET) {
+    sy_metrics_respond(c);
+    return;
+  }
+
   if (path_is(url, path_len, "/healthz") || path_is(url, path_len, "/readyz")) {
     if (m != HTTP_GET && m != HTTP_HEAD) {
       sy_conn_respond_error(c, 405, "Method not allowed.", NULL, "method_not_allowed");
@@ -358,9 +446,10 @@ void sy_proxy_handle(sy_conn *c) {
     return;
   }
 
+  const sy_client_key *key = NULL;
   if (c->w->cfg->auth) {
     int missing;
-    if (!authenticate(c, &missing)) {
+    if (!(key = authenticate(c, &missing))) {
       sy_conn_respond_error(c, 401,
                             missing ? "You didn't provide an API key. Send it in the "
                                       "Authorization header as 'Bearer YOUR_KEY'."
@@ -368,6 +457,15 @@ void sy_proxy_handle(sy_conn *c) {
                             NULL, missing ? NULL : "invalid_api_key");
       return;
     }
+  }
+
+  if (path_is(url, path_len, "/v1/feedback")) {
+    if (m != HTTP_POST) {
+      sy_conn_respond_error(c, 405, "Method not allowed: use POST.", NULL, "method_not_allowed");
+      return;
+    }
+    sy_feedback_handle(c);
+    return;
   }
 
   sy_endpoint ep = EP_OTHER;
@@ -382,5 +480,6 @@ void sy_proxy_handle(sy_conn *c) {
     if (validate_json_body(c, ep) != 0) return;
   }
   /* "/v1/chat/completions?x" → base_url + "/chat/completions?x" */
-  forward(c, url + 3, url_len - 3);
+  forward(c, url + 3, url_len - 3, key,
+          ep == EP_CHAT ? "/v1/chat/completions" : ep == EP_COMPLETIONS ? "/v1/completions" : NULL);
 }

@@ -22,4 +22,9 @@ void sy_proxy_client_gone(struct sy_proxy *px);
  * upstream transfer. */
 void sy_proxy_writable(struct sy_proxy *px);
 
+/* The capture writer finished a feedback job for c: answer it. The job is
+ * freed by the caller afterwards. */
+struct sy_capture_job;
+void sy_proxy_feedback_done(sy_conn *c, struct sy_capture_job *job);
+
 #endif

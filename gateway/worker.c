@@ -11,6 +11,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "gateway/conn.h"
+#include "gateway/proxy.h"
 
 #define SY_LISTEN_BACKLOG 1024
 
@@ -63,8 +64,9 @@ int sy_listen_socket(const char *host, uint16_t port, int *fd_out, uint16_t *bou
 /* ---- drain and stop -------------------------------------------------------------- */
 
 static void maybe_stop(sy_worker *w) {
-  if (!w->draining || w->n_conns > 0 || w->stopped) return;
+  if (!w->draining || w->n_conns > 0 || w->jobs_out > 0 || w->stopped) return;
   w->stopped = 1;
+  uv_close((uv_handle_t *)&w->jobs_async, NULL);
   uv_timer_stop(&w->drain_timer);
   uv_close((uv_handle_t *)&w->drain_timer, NULL);
   uv_close((uv_handle_t *)&w->wakeup, NULL);
@@ -102,6 +104,31 @@ static void on_wakeup(uv_async_t *a) {
 
 void sy_worker_drain(sy_worker *w) { uv_async_send(&w->wakeup); }
 
+void sy__worker_job_done(struct sy_capture_job *job) {
+  sy_worker *w = job->owner;
+  uv_mutex_lock(&w->jobs_mu);
+  job->next = w->jobs_done;
+  w->jobs_done = job;
+  uv_mutex_unlock(&w->jobs_mu);
+  uv_async_send(&w->jobs_async);
+}
+
+static void on_jobs(uv_async_t *a) {
+  sy_worker *w = a->data;
+  uv_mutex_lock(&w->jobs_mu);
+  sy_capture_job *list = w->jobs_done;
+  w->jobs_done = NULL;
+  uv_mutex_unlock(&w->jobs_mu);
+  while (list) {
+    sy_capture_job *j = list;
+    list = j->next;
+    w->jobs_out--;
+    if (j->conn) sy_proxy_feedback_done(j->conn, j);
+    sy_capture_job_free(j);
+  }
+  maybe_stop(w);
+}
+
 /* ---- accept ---------------------------------------------------------------------- */
 
 static void on_connection(uv_stream_t *server, int status) {
@@ -136,6 +163,10 @@ int sy_worker_start(sy_worker *w) {
   w->wakeup.data = w;
   uv_timer_init(&w->loop, &w->drain_timer);
   w->drain_timer.data = w;
+  rc = uv_async_init(&w->loop, &w->jobs_async, on_jobs);
+  if (rc) goto fail_jobs;
+  w->jobs_async.data = w;
+  uv_mutex_init(&w->jobs_mu);
   const sy_upstream_conf *up = &w->cfg->upstreams[w->cfg->default_upstream];
   long per_worker = (long)((up->max_connections + w->cfg->workers - 1) / w->cfg->workers);
   rc = sy_upstream_pool_new(&w->loop, per_worker, &w->pool);
@@ -147,6 +178,9 @@ int sy_worker_start(sy_worker *w) {
 fail_thread:
   sy_upstream_pool_close(w->pool);
 fail_pool:
+  uv_close((uv_handle_t *)&w->jobs_async, NULL);
+  uv_mutex_destroy(&w->jobs_mu);
+fail_jobs:
   uv_close((uv_handle_t *)&w->wakeup, NULL);
   uv_close((uv_handle_t *)&w->drain_timer, NULL);
 fail_listener:
@@ -158,6 +192,7 @@ fail_listener:
 
 void sy_worker_join(sy_worker *w) {
   uv_thread_join(&w->thread);
+  uv_mutex_destroy(&w->jobs_mu);
   int rc = uv_loop_close(&w->loop);
   if (rc) sy_warn("worker %u: loop closed with handles open: %s", w->id, uv_strerror(rc));
 }

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "gateway/capture.h"
 #include "gateway/config.h"
 #include "gateway/upstream.h"
 
@@ -18,6 +19,7 @@ typedef struct sy_gateway {
   const sy_config *cfg;
   atomic_int draining;       /* set once by main on SIGTERM/SIGINT */
   uint32_t boot_id;          /* random per process: request ids stay unique */
+  sy_capture_pipe *capture;  /* NULL when capture is off */
 } sy_gateway;
 
 typedef struct sy_worker {
@@ -35,6 +37,10 @@ typedef struct sy_worker {
   unsigned n_conns;
   unsigned max_conns;        /* this worker's share of limits.max_connections */
   uint64_t seq;              /* request counter */
+  uv_async_t jobs_async;     /* capture writer → worker: feedback jobs done */
+  uv_mutex_t jobs_mu;
+  struct sy_capture_job *jobs_done; /* under jobs_mu */
+  unsigned jobs_out;         /* feedback jobs handed to the writer, not yet back */
   int draining;              /* worker-local copy of gw->draining */
   int stopped;
   char read_buf[64 * 1024];  /* reads are consumed synchronously, so one buffer serves all */
@@ -56,6 +62,10 @@ void sy_worker_drain(sy_worker *w);
 
 /* Waits for the worker thread to end and releases its loop. */
 void sy_worker_join(sy_worker *w);
+
+/* The capture writer's completion hook for feedback jobs (any thread):
+ * hands the job back to its worker's loop. */
+void sy__worker_job_done(struct sy_capture_job *job);
 
 /* Called by a connection when it is freed (drain bookkeeping). */
 void sy__worker_conn_closed(sy_worker *w);

@@ -377,29 +377,41 @@ typedef struct {
   size_t n;
   uint64_t *ids;
   uint64_t last;
+  int keep_ids;
 } put_caps_arg;
 
 static int put_caps_fn(sy_store *s, MDB_txn *txn, void *arg) {
   put_caps_arg *a = arg;
   uint64_t now = s->clock_us(s->clock_ctx);
-  uint64_t id = s->last_id;
+  uint64_t id = s->last_id, last = s->last_id;
   for (size_t i = 0; i < a->n; i++) {
-    id = now > id ? now : id + 1;
     sy_capture tmp = *a->recs[i]; /* shallow: only the id differs */
-    tmp.id = id;
+    unsigned flags = MDB_RESERVE;
+    if (a->keep_ids) {
+      /* ids chosen by the caller (sy_store_next_id): unique, but not
+       * necessarily in array order, so no MDB_APPEND */
+      id = tmp.id;
+      flags |= MDB_NOOVERWRITE;
+    } else {
+      id = now > id ? now : id + 1;
+      tmp.id = id;
+      flags |= MDB_APPEND; /* ids only grow */
+    }
     size_t len = protobuf_c_message_get_packed_size(&tmp.base);
     if (len > SY_STORE_MAX_RECORD_BYTES) return SY_ETOOBIG;
     unsigned char kb[8];
     be64_put(kb, id);
     MDB_val k = {8, kb}, d = {len, NULL};
-    /* pack straight into the page LMDB reserved; ids only grow, so append */
-    int rc = mdb_put(txn, s->dbi[DB_CAPTURES], &k, &d, MDB_RESERVE | MDB_APPEND);
+    /* pack straight into the page LMDB reserved */
+    int rc = mdb_put(txn, s->dbi[DB_CAPTURES], &k, &d, flags);
+    if (rc == MDB_KEYEXIST) return SY_EEXIST;
     if (rc) return rc;
     protobuf_c_message_pack(&tmp.base, d.mv_data);
     if (a->ids) a->ids[i] = id;
+    if (id > last) last = id;
   }
-  a->last = id;
-  return meta_put_u64(s, txn, META_LAST_CAPTURE, id);
+  a->last = last;
+  return meta_put_u64(s, txn, META_LAST_CAPTURE, last);
 }
 
 int sy_store_put_captures(sy_store *s, const sy_capture *const *recs, size_t n,
@@ -407,7 +419,19 @@ int sy_store_put_captures(sy_store *s, const sy_capture *const *recs, size_t n,
   if (!s || !recs || n == 0 || n > SY_STORE_MAX_BATCH || s->read_only) return SY_EINVAL;
   for (size_t i = 0; i < n; i++)
     if (!recs[i]) return SY_EINVAL;
-  put_caps_arg a = {recs, n, ids_out, 0};
+  put_caps_arg a = {recs, n, ids_out, 0, 0};
+  pthread_mutex_lock(&s->wlock);
+  int rc = write_txn(s, put_caps_fn, &a);
+  if (rc == 0) s->last_id = a.last;
+  pthread_mutex_unlock(&s->wlock);
+  return rc;
+}
+
+int sy_store_put_captures_keep_ids(sy_store *s, const sy_capture *const *recs, size_t n) {
+  if (!s || !recs || n == 0 || n > SY_STORE_MAX_BATCH || s->read_only) return SY_EINVAL;
+  for (size_t i = 0; i < n; i++)
+    if (!recs[i] || recs[i]->id == 0) return SY_EINVAL;
+  put_caps_arg a = {recs, n, NULL, 0, 1};
   pthread_mutex_lock(&s->wlock);
   int rc = write_txn(s, put_caps_fn, &a);
   if (rc == 0) s->last_id = a.last;

@@ -124,6 +124,12 @@ int sy_store_sync(sy_store *s);
 int sy_store_put_captures(sy_store *s, const sy_capture *const *recs, size_t n,
                           uint64_t *ids_out);
 
+/* Like sy_store_put_captures, but each record keeps the non-zero id it
+ * carries (the gateway hands out ids before the response goes out, so the
+ * client can be told the capture id; see sy_capture_ids in gateway/). An id
+ * that is already stored fails the batch with SY_EEXIST. */
+int sy_store_put_captures_keep_ids(sy_store *s, const sy_capture *const *recs, size_t n);
+
 /* Stores one feedback entry for fb->capture_id. Sets fb->id (assigned,
  * time-ordered) and fb->ts_us when it was 0. Returns 0, SY_ENOTFOUND (no such
  * capture), SY_EINVAL, SY_ETOOBIG, SY_EFULL or SY_EIO. In SYNC mode the entry

@@ -698,7 +698,8 @@ static void test_usage_lists_every_flag(void **state) {
       "--upstream-timeout-ms N", "--upstream-connect-timeout-ms N",
       "--upstream-max-connections N", "--max-header-bytes N", "--max-body-bytes N",
       "--max-connections N", "--idle-timeout-ms N", "--header-timeout-ms N",
-      "--body-timeout-ms N", "--drain-timeout-ms N", "-h, --help", "127.0.0.1:8080",
+      "--body-timeout-ms N", "--drain-timeout-ms N", "--no-capture", "--capture-durability MODE",
+      "-h, --help", "127.0.0.1:8080",
       "./switchyard-data", "default 8388608", "default 600000", "1024..1073741824"};
   for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
     if (!strstr(text, flags[i])) fail_msg("usage lacks \"%s\"", flags[i]);

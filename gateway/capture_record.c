@@ -1,0 +1,498 @@
+#include "gateway/capture_record.h"
+
+#include <cjson/cJSON.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/log.h"
+
+#define SY_SSE_MAX_CHOICES 16
+#define SY_SSE_MAX_TOOL_CALLS 64
+#define SY_SSE_MAX_FIELD 256
+
+/* ---- small helpers --------------------------------------------------------- */
+
+void sy__user_hash(const char *user, size_t len, char out[33]) {
+  char hex[65];
+  sy_hash_key_hex(user, len, hex);
+  memcpy(out, hex, 32);
+  out[32] = '\0';
+}
+
+static char *dup_or_empty(const char *s) {
+  return s ? strdup(s) : (char *)protobuf_c_empty_string;
+}
+
+static void free_str(char *s) {
+  if (s && s != protobuf_c_empty_string) free(s);
+}
+
+static const char *json_str(const cJSON *obj, const char *key) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+  return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* ---- SSE assembly --------------------------------------------------------------- */
+
+typedef struct {
+  char id[SY_SSE_MAX_FIELD];
+  char type[32];
+  sy_buf name, args;
+  int used;
+} sse_tool;
+
+typedef struct {
+  int used;
+  sy_buf content;
+  char finish[32];
+  sse_tool tools[SY_SSE_MAX_TOOL_CALLS];
+  int n_tools;
+} sse_choice;
+
+typedef struct {
+  char id[SY_SSE_MAX_FIELD];
+  char model[SY_SSE_MAX_FIELD];
+  double created;
+  int text_completion;
+  cJSON *usage;
+  sse_choice ch[SY_SSE_MAX_CHOICES];
+} sse_state;
+
+static void copy_field(char *dst, size_t cap, const char *src) {
+  if (!src) return;
+  size_t n = strlen(src);
+  if (n >= cap) n = cap - 1;
+  memcpy(dst, src, n);
+  dst[n] = '\0';
+}
+
+static void sse_chunk(sse_state *st, const cJSON *chunk, size_t cap) {
+  if (!st->id[0]) copy_field(st->id, sizeof st->id, json_str(chunk, "id"));
+  if (!st->model[0]) copy_field(st->model, sizeof st->model, json_str(chunk, "model"));
+  const cJSON *created = cJSON_GetObjectItemCaseSensitive(chunk, "created");
+  if (cJSON_IsNumber(created)) st->created = created->valuedouble;
+  const char *obj = json_str(chunk, "object");
+  if (obj && !strcmp(obj, "text_completion")) st->text_completion = 1;
+  const cJSON *usage = cJSON_GetObjectItemCaseSensitive(chunk, "usage");
+  if (cJSON_IsObject(usage)) {
+    cJSON_Delete(st->usage);
+    st->usage = cJSON_Duplicate(usage, 1);
+  }
+  const cJSON *choices = cJSON_GetObjectItemCaseSensitive(chunk, "choices");
+  const cJSON *c;
+  cJSON_ArrayForEach(c, choices) {
+    const cJSON *idx = cJSON_GetObjectItemCaseSensitive(c, "index");
+    int i = cJSON_IsNumber(idx) ? idx->valueint : 0;
+    if (i < 0 || i >= SY_SSE_MAX_CHOICES) continue;
+    sse_choice *ch = &st->ch[i];
+    if (!ch->used) {
+      ch->used = 1;
+      sy_buf_init(&ch->content, cap);
+    }
+    copy_field(ch->finish, sizeof ch->finish, json_str(c, "finish_reason"));
+    const char *text = json_str(c, "text");
+    if (text) sy_buf_appends(&ch->content, text);
+    const cJSON *delta = cJSON_GetObjectItemCaseSensitive(c, "delta");
+    if (!cJSON_IsObject(delta)) continue;
+    const char *content = json_str(delta, "content");
+    if (content) sy_buf_appends(&ch->content, content);
+    const cJSON *tc;
+    cJSON_ArrayForEach(tc, cJSON_GetObjectItemCaseSensitive(delta, "tool_calls")) {
+      const cJSON *ti = cJSON_GetObjectItemCaseSensitive(tc, "index");
+      int k = cJSON_IsNumber(ti) ? ti->valueint : 0;
+      if (k < 0 || k >= SY_SSE_MAX_TOOL_CALLS) continue;
+      sse_tool *t = &ch->tools[k];
+      if (!t->used) {
+        t->used = 1;
+        sy_buf_init(&t->name, SY_SSE_MAX_FIELD);
+        sy_buf_init(&t->args, cap);
+        if (k + 1 > ch->n_tools) ch->n_tools = k + 1;
+      }
+      copy_field(t->id, sizeof t->id, json_str(tc, "id"));
+      copy_field(t->type, sizeof t->type, json_str(tc, "type"));
+      const cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
+      const char *name = json_str(fn, "name");
+      const char *args = json_str(fn, "arguments");
+      if (name) sy_buf_appends(&t->name, name);
+      if (args) sy_buf_appends(&t->args, args);
+    }
+  }
+}
+
+static cJSON *sse_build(sse_state *st) {
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "id", st->id);
+  cJSON_AddStringToObject(o, "object", st->text_completion ? "text_completion" : "chat.completion");
+  cJSON_AddNumberToObject(o, "created", st->created);
+  cJSON_AddStringToObject(o, "model", st->model);
+  cJSON *choices = cJSON_AddArrayToObject(o, "choices");
+  for (int i = 0; i < SY_SSE_MAX_CHOICES; i++) {
+    sse_choice *ch = &st->ch[i];
+    if (!ch->used) continue;
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddNumberToObject(c, "index", i);
+    const char *content = ch->content.data ? ch->content.data : "";
+    if (st->text_completion) {
+      cJSON_AddStringToObject(c, "text", content);
+    } else {
+      cJSON *m = cJSON_AddObjectToObject(c, "message");
+      cJSON_AddStringToObject(m, "role", "assistant");
+      if (ch->content.len || !ch->n_tools) cJSON_AddStringToObject(m, "content", content);
+      else cJSON_AddNullToObject(m, "content");
+      if (ch->n_tools) {
+        cJSON *tcs = cJSON_AddArrayToObject(m, "tool_calls");
+        for (int k = 0; k < ch->n_tools; k++) {
+          sse_tool *t = &ch->tools[k];
+          cJSON *tc = cJSON_CreateObject();
+          cJSON_AddStringToObject(tc, "id", t->id);
+          cJSON_AddStringToObject(tc, "type", t->type[0] ? t->type : "function");
+          cJSON *fn = cJSON_AddObjectToObject(tc, "function");
+          cJSON_AddStringToObject(fn, "name", t->name.data ? t->name.data : "");
+          cJSON_AddStringToObject(fn, "arguments", t->args.data ? t->args.data : "");
+          cJSON_AddItemToArray(tcs, tc);
+        }
+      }
+    }
+    if (ch->finish[0]) cJSON_AddStringToObject(c, "finish_reason", ch->finish);
+    else cJSON_AddNullToObject(c, "finish_reason");
+    cJSON_AddItemToArray(choices, c);
+  }
+  if (st->usage) {
+    cJSON_AddItemToObject(o, "usage", st->usage);
+    st->usage = NULL;
+  }
+  return o;
+}
+
+static void sse_free(sse_state *st) {
+  for (int i = 0; i < SY_SSE_MAX_CHOICES; i++) {
+    if (!st->ch[i].used) continue;
+    sy_buf_free(&st->ch[i].content);
+    for (int k = 0; k < st->ch[i].n_tools; k++) {
+      sy_buf_free(&st->ch[i].tools[k].name);
+      sy_buf_free(&st->ch[i].tools[k].args);
+    }
+  }
+  cJSON_Delete(st->usage);
+}
+
+int sy__sse_assemble(const char *data, size_t len, sy_buf *out, int *done, char **error) {
+  sse_state *st = calloc(1, sizeof *st);
+  if (!st) return SY_ENOMEM;
+  *done = 0;
+  *error = NULL;
+  size_t cap = out->max ? out->max : len;
+  const char *p = data, *end = data + len;
+  while (p < end) {
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    size_t l = eol ? (size_t)(eol - p) : (size_t)(end - p);
+    const char *next = eol ? eol + 1 : end;
+    if (l && p[l - 1] == '\r') l--;
+    if (l >= 5 && memcmp(p, "data:", 5) == 0) {
+      const char *v = p + 5;
+      size_t vl = l - 5;
+      if (vl && *v == ' ') v++, vl--;
+      if (vl == 6 && memcmp(v, "[DONE]", 6) == 0) {
+        *done = 1;
+      } else {
+        cJSON *chunk = cJSON_ParseWithLength(v, vl);
+        if (chunk) {
+          const cJSON *err = cJSON_GetObjectItemCaseSensitive(chunk, "error");
+          if (err) {
+            const char *m = json_str(err, "message");
+            free(*error);
+            *error = strdup(m ? m : "error event in stream");
+          } else {
+            sse_chunk(st, chunk, cap);
+          }
+          cJSON_Delete(chunk);
+        }
+      }
+    }
+    p = next;
+  }
+  cJSON *o = sse_build(st);
+  sse_free(st);
+  free(st);
+  char *s = o ? cJSON_PrintUnformatted(o) : NULL;
+  cJSON_Delete(o);
+  if (!s) return SY_ENOMEM;
+  int rc = sy_buf_appends(out, s);
+  free(s);
+  return rc;
+}
+
+/* ---- images by reference -------------------------------------------------------------- */
+
+/* Replaces "data:<type>;base64,<data>" image URLs by "sy-ref:sha256:<hex>"
+ * and records a BinaryRef for each. Returns the number replaced, or < 0. */
+static int refs_replace(cJSON *req, sy_capture *rec) {
+  int n = 0;
+  const cJSON *msg;
+  cJSON_ArrayForEach(msg, cJSON_GetObjectItemCaseSensitive(req, "messages")) {
+    const cJSON *part;
+    cJSON_ArrayForEach(part, cJSON_GetObjectItemCaseSensitive(msg, "content")) {
+      cJSON *iu = cJSON_GetObjectItemCaseSensitive(part, "image_url");
+      cJSON *url = cJSON_GetObjectItemCaseSensitive(iu, "url");
+      if (!cJSON_IsString(url) || strncmp(url->valuestring, "data:", 5) != 0) continue;
+      const char *u = url->valuestring;
+      const char *comma = strchr(u, ',');
+      if (!comma) continue;
+      const char *b64 = comma + 1;
+      size_t b64len = strlen(b64);
+      size_t tlen = strcspn(u + 5, ";,");
+      Switchyard__V1__BinaryRef *ref = malloc(sizeof *ref);
+      if (!ref) return SY_ENOMEM;
+      switchyard__v1__binary_ref__init(ref);
+      ref->media_type = strndup(u + 5, tlen);
+      ref->sha256.data = malloc(32);
+      if (!ref->media_type || !ref->sha256.data) {
+        free(ref->media_type);
+        free(ref->sha256.data);
+        free(ref);
+        return SY_ENOMEM;
+      }
+      /* The digest covers the decoded bytes: the same image gets the same
+       * reference whatever its base64 line breaks. */
+      size_t pad = b64len >= 2 && b64[b64len - 1] == '=' ? (b64[b64len - 2] == '=' ? 2 : 1) : 0;
+      unsigned char *raw = malloc(b64len / 4 * 3 + 3);
+      int rawlen = raw ? EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)(b64len - b64len % 4)) : -1;
+      unsigned int dlen = 32;
+      if (rawlen >= 0) {
+        rawlen -= (int)pad;
+        EVP_Digest(raw, (size_t)rawlen, ref->sha256.data, &dlen, EVP_sha256(), NULL);
+        ref->size = (uint64_t)rawlen;
+      } else {
+        EVP_Digest(b64, b64len, ref->sha256.data, &dlen, EVP_sha256(), NULL);
+        ref->size = b64len;
+      }
+      free(raw);
+      ref->sha256.len = 32;
+      Switchyard__V1__BinaryRef **nr =
+          realloc(rec->binary_refs, (rec->n_binary_refs + 1) * sizeof *nr);
+      if (!nr) {
+        free(ref->media_type);
+        free(ref->sha256.data);
+        free(ref);
+        return SY_ENOMEM;
+      }
+      rec->binary_refs = nr;
+      rec->binary_refs[rec->n_binary_refs++] = ref;
+      char repl[80] = "sy-ref:sha256:";
+      static const char hx[] = "0123456789abcdef";
+      for (int i = 0; i < 32; i++) {
+        repl[14 + 2 * i] = hx[ref->sha256.data[i] >> 4];
+        repl[15 + 2 * i] = hx[ref->sha256.data[i] & 15];
+      }
+      repl[78] = '\0';
+      cJSON_SetValuestring(url, repl);
+      n++;
+    }
+  }
+  return n;
+}
+
+/* ---- records --------------------------------------------------------------------------- */
+
+static int scrub_body(sy_scrubber *s, const char *data, size_t len, ProtobufCBinaryData *out) {
+  sy_buf b;
+  sy_buf_init(&b, (size_t)SY_STORE_MAX_RECORD_BYTES);
+  int rc = sy_scrub_json(s, data, len, &b, NULL);
+  if (rc == SY_EINVAL) rc = sy_scrub_text(s, data, len, &b, NULL); /* not JSON: keep it as text */
+  if (rc) {
+    sy_buf_free(&b);
+    return rc;
+  }
+  out->data = (uint8_t *)sy_buf_detach(&b, &out->len);
+  if (!out->data) out->data = (uint8_t *)strdup("");
+  return 0;
+}
+
+static void usage_fields(const cJSON *resp, sy_capture *rec) {
+  const cJSON *u = cJSON_GetObjectItemCaseSensitive(resp, "usage");
+  const cJSON *v;
+  if ((v = cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens")) && cJSON_IsNumber(v))
+    rec->prompt_tokens = (uint32_t)v->valuedouble;
+  if ((v = cJSON_GetObjectItemCaseSensitive(u, "completion_tokens")) && cJSON_IsNumber(v))
+    rec->completion_tokens = (uint32_t)v->valuedouble;
+  if ((v = cJSON_GetObjectItemCaseSensitive(u, "total_tokens")) && cJSON_IsNumber(v))
+    rec->total_tokens = (uint32_t)v->valuedouble;
+  const cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(resp, "choices"), 0);
+  const char *fr = json_str(c0, "finish_reason");
+  if (fr) {
+    free_str(rec->finish_reason);
+    rec->finish_reason = strdup(fr);
+    if (!strcmp(fr, "length")) rec->truncated = 1;
+  }
+}
+
+int sy_capture_record_build(const sy_capture_job *j, const sy_config *cfg, sy_scrubber *scrub,
+                            sy_capture **out) {
+  sy_capture *rec = malloc(sizeof *rec);
+  if (!rec) return SY_ENOMEM;
+  switchyard__v1__capture__init(rec);
+  int rc = 0;
+  rec->id = j->id;
+  rec->ts_start_us = j->ts_start_us;
+  rec->ts_end_us = j->ts_end_us;
+  rec->request_id = dup_or_empty(j->request_id);
+  rec->client_key_id = dup_or_empty(j->client_key);
+  rec->upstream = dup_or_empty(j->upstream);
+  rec->endpoint = dup_or_empty(j->endpoint);
+  rec->http_status = (uint32_t)j->status;
+  rec->error = dup_or_empty(j->error);
+  rec->latency_total_us = j->latency_total_us;
+  rec->upstream_ttfb_us = j->upstream_ttfb_us;
+  rec->gateway_overhead_us = j->gateway_overhead_us;
+  rec->truncated = j->resp_truncated;
+  rec->kind = SWITCHYARD__V1__CAPTURE__KIND__PRIMARY;
+
+  /* request */
+  cJSON *req = cJSON_ParseWithLength(j->req_body ? j->req_body : "", j->req_len);
+  const char *user = j->user;
+  char *printed = NULL;
+  if (req) {
+    const char *model = json_str(req, "model");
+    rec->model = dup_or_empty(model);
+    rec->route = dup_or_empty(model); /* the requested model, until routes exist */
+    rec->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "stream"));
+    if (!user) user = json_str(req, "user");
+    if (!cfg->capture.keep_images) {
+      int n = refs_replace(req, rec);
+      if (n < 0) rc = n;
+      else if (n > 0 && !(printed = cJSON_PrintUnformatted(req))) rc = SY_ENOMEM;
+    }
+  }
+  if (user && *user) {
+    char h[33];
+    sy__user_hash(user, strlen(user), h);
+    rec->user_hash = strdup(h);
+  }
+  if (!rc) {
+    const char *body = printed ? printed : (j->req_body ? j->req_body : "");
+    rc = scrub_body(scrub, body, printed ? strlen(printed) : j->req_len, &rec->request_body);
+  }
+  free(printed);
+  cJSON_Delete(req);
+
+  /* response */
+  if (!rc && j->resp_len) {
+    sy_buf asm_buf;
+    sy_buf_init(&asm_buf, cfg->capture.max_response_bytes + 65536);
+    const char *body = j->resp_body;
+    size_t blen = j->resp_len;
+    if (j->is_sse) {
+      int done = 0;
+      char *err = NULL;
+      rc = sy__sse_assemble(j->resp_body, j->resp_len, &asm_buf, &done, &err);
+      if (!done) rec->truncated = 1;
+      if (err) {
+        if (rec->error == protobuf_c_empty_string || !rec->error[0]) {
+          free_str(rec->error);
+          rec->error = err;
+        } else {
+          free(err);
+        }
+      }
+      body = asm_buf.data;
+      blen = asm_buf.len;
+    }
+    if (!rc) {
+      cJSON *resp = cJSON_ParseWithLength(body, blen);
+      if (resp) usage_fields(resp, rec);
+      cJSON_Delete(resp);
+      rc = scrub_body(scrub, body, blen, &rec->response_body);
+    }
+    sy_buf_free(&asm_buf);
+  }
+  if (rc) {
+    sy_capture_record_free(rec);
+    return rc;
+  }
+  *out = rec;
+  return 0;
+}
+
+void sy_capture_record_free(sy_capture *rec) {
+  if (!rec) return;
+  free_str(rec->request_id);
+  free_str(rec->client_key_id);
+  free_str(rec->user_hash);
+  free_str(rec->route);
+  free_str(rec->arm);
+  free_str(rec->model);
+  free_str(rec->upstream);
+  free_str(rec->endpoint);
+  free_str(rec->error);
+  free_str(rec->finish_reason);
+  free(rec->request_body.data);
+  free(rec->response_body.data);
+  for (size_t i = 0; i < rec->n_binary_refs; i++) {
+    free(rec->binary_refs[i]->media_type);
+    free(rec->binary_refs[i]->sha256.data);
+    free(rec->binary_refs[i]);
+  }
+  free(rec->binary_refs);
+  free(rec);
+}
+
+static int scrub_str(sy_scrubber *s, const char *in, char **out) {
+  if (!in) {
+    *out = (char *)protobuf_c_empty_string;
+    return 0;
+  }
+  sy_buf b;
+  sy_buf_init(&b, (size_t)SY_STORE_MAX_RECORD_BYTES);
+  int rc = sy_scrub_text(s, in, strlen(in), &b, NULL);
+  if (rc) {
+    sy_buf_free(&b);
+    return rc;
+  }
+  *out = b.data ? sy_buf_detach(&b, NULL) : strdup("");
+  return *out ? 0 : SY_ENOMEM;
+}
+
+int sy_feedback_record_build(const sy_capture_job *j, sy_scrubber *scrub, sy_feedback **out) {
+  sy_feedback *fb = malloc(sizeof *fb);
+  if (!fb) return SY_ENOMEM;
+  switchyard__v1__feedback__init(fb);
+  fb->capture_id = j->capture_id;
+  fb->rating = (Switchyard__V1__Feedback__Rating)j->rating;
+  fb->score = j->score;
+  fb->labeller = dup_or_empty(j->labeller);
+  int rc = scrub_str(scrub, j->comment, &fb->comment);
+  if (!rc) rc = scrub_str(scrub, j->correction, &fb->correction);
+  if (!rc && j->fb_user && *j->fb_user) {
+    char h[33];
+    sy__user_hash(j->fb_user, strlen(j->fb_user), h);
+    fb->user_id_hash = strdup(h);
+  }
+  if (!rc && j->n_tags) {
+    fb->tags = calloc(j->n_tags, sizeof *fb->tags);
+    if (!fb->tags) rc = SY_ENOMEM;
+    for (size_t i = 0; !rc && i < j->n_tags; i++) {
+      fb->tags[i] = strdup(j->tags[i]);
+      if (!fb->tags[i]) rc = SY_ENOMEM;
+      fb->n_tags = i + 1;
+    }
+  }
+  if (rc) {
+    sy_feedback_record_free(fb);
+    return rc;
+  }
+  *out = fb;
+  return 0;
+}
+
+void sy_feedback_record_free(sy_feedback *fb) {
+  if (!fb) return;
+  free_str(fb->comment);
+  free_str(fb->correction);
+  free_str(fb->labeller);
+  free_str(fb->user_id_hash);
+  for (size_t i = 0; i < fb->n_tags; i++) free(fb->tags[i]);
+  free(fb->tags);
+  free(fb);
+}

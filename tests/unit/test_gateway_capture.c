@@ -1,0 +1,213 @@
+/* Capture records: SSE assembly, image references, scrubbing, feedback. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <cjson/cJSON.h>
+
+#include "common/err.h"
+#include "gateway/capture_record.h"
+
+static sy_scrub_rules *rules;
+static sy_scrubber *scrubber;
+
+static int setup(void **state) {
+  (void)state;
+  char err[128];
+  if (sy_scrub_rules_new(NULL, 0, &rules, err, sizeof err)) return -1;
+  return sy_scrubber_new(rules, &scrubber);
+}
+
+static int teardown(void **state) {
+  (void)state;
+  sy_scrubber_free(scrubber);
+  sy_scrub_rules_free(rules);
+  return 0;
+}
+
+static const char *STREAM =
+    "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"m\","
+    "\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n"
+    "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"m\","
+    "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"},\"finish_reason\":null}]}\r\n\r\n"
+    "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"m\","
+    "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo\"},\"finish_reason\":null}]}\n\n"
+    "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"m\","
+    "\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
+    "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"m\","
+    "\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2,\"total_tokens\":5}}\n\n"
+    "data: [DONE]\n\n";
+
+static void test_sse_assembles_content(void **state) {
+  (void)state;
+  sy_buf out;
+  sy_buf_init(&out, 1 << 20);
+  int done;
+  char *err;
+  assert_int_equal(sy__sse_assemble(STREAM, strlen(STREAM), &out, &done, &err), 0);
+  assert_true(done);
+  assert_null(err);
+  cJSON *o = cJSON_Parse(out.data);
+  assert_non_null(o);
+  assert_string_equal(cJSON_GetObjectItem(o, "object")->valuestring, "chat.completion");
+  cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "choices"), 0);
+  cJSON *msg = cJSON_GetObjectItem(c0, "message");
+  assert_string_equal(cJSON_GetObjectItem(msg, "content")->valuestring, "Hello");
+  assert_string_equal(cJSON_GetObjectItem(msg, "role")->valuestring, "assistant");
+  assert_string_equal(cJSON_GetObjectItem(c0, "finish_reason")->valuestring, "stop");
+  assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "usage"), "total_tokens")->valueint, 5);
+  cJSON_Delete(o);
+  sy_buf_free(&out);
+}
+
+static void test_sse_tool_calls_and_error(void **state) {
+  (void)state;
+  const char *s =
+      "data: {\"id\":\"c2\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\","
+      "\"content\":null,\"tool_calls\":[{\"index\":0,\"id\":\"call_1\",\"type\":\"function\","
+      "\"function\":{\"name\":\"get_weather\",\"arguments\":\"\"}}]}}]}\n\n"
+      "data: {\"id\":\"c2\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":"
+      "[{\"index\":0,\"function\":{\"arguments\":\"{\\\"city\\\":\"}}]}}]}\n\n"
+      "data: {\"id\":\"c2\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":"
+      "[{\"index\":0,\"function\":{\"arguments\":\"\\\"Paris\\\"}\"}}]}}]}\n\n"
+      "data: {\"error\":{\"message\":\"upstream went away\",\"type\":\"api_error\"}}\n\n";
+  sy_buf out;
+  sy_buf_init(&out, 1 << 20);
+  int done;
+  char *err;
+  assert_int_equal(sy__sse_assemble(s, strlen(s), &out, &done, &err), 0);
+  assert_false(done);
+  assert_non_null(err);
+  assert_string_equal(err, "upstream went away");
+  free(err);
+  cJSON *o = cJSON_Parse(out.data);
+  cJSON *msg = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(o, "choices"), 0), "message");
+  assert_true(cJSON_IsNull(cJSON_GetObjectItem(msg, "content")));
+  cJSON *tc = cJSON_GetArrayItem(cJSON_GetObjectItem(msg, "tool_calls"), 0);
+  assert_string_equal(cJSON_GetObjectItem(tc, "id")->valuestring, "call_1");
+  cJSON *fn = cJSON_GetObjectItem(tc, "function");
+  assert_string_equal(cJSON_GetObjectItem(fn, "name")->valuestring, "get_weather");
+  assert_string_equal(cJSON_GetObjectItem(fn, "arguments")->valuestring, "{\"city\":\"Paris\"}");
+  cJSON_Delete(o);
+  sy_buf_free(&out);
+}
+
+static void test_sse_garbage_is_harmless(void **state) {
+  (void)state;
+  const char *s = "data: {not json\n\nevent: x\ndata:\n\n: comment\ndata: [DONE]";
+  sy_buf out;
+  sy_buf_init(&out, 1 << 16);
+  int done;
+  char *err;
+  assert_int_equal(sy__sse_assemble(s, strlen(s), &out, &done, &err), 0);
+  assert_true(done);
+  assert_null(err);
+  cJSON *o = cJSON_Parse(out.data);
+  assert_non_null(o);
+  assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "choices")), 0);
+  cJSON_Delete(o);
+  sy_buf_free(&out);
+}
+
+static sy_config *test_config(void) {
+  static sy_config cfg;
+  sy_config_init(&cfg);
+  return &cfg;
+}
+
+static void test_record_scrubs_and_references_images(void **state) {
+  (void)state;
+  sy_config *cfg = test_config();
+  const char *req =
+      "{\"model\":\"gpt-4o-mini\",\"user\":\"u-42\",\"messages\":[{\"role\":\"user\",\"content\":["
+      "{\"type\":\"text\",\"text\":\"mail me at jane.doe@example.com\"},"
+      "{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,aGVsbG8=\"}}]}]}";
+  const char *resp = "{\"id\":\"x\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,"
+                     "\"message\":{\"role\":\"assistant\",\"content\":\"ok jane.doe@example.com\"},"
+                     "\"finish_reason\":\"length\"}],\"usage\":{\"prompt_tokens\":4,"
+                     "\"completion_tokens\":3,\"total_tokens\":7}}";
+  sy_capture_job j = {.kind = SY_JOB_CAPTURE, .id = 99, .endpoint = "/v1/chat/completions",
+                      .status = 200};
+  j.req_body = (char *)req;
+  j.req_len = strlen(req);
+  j.resp_body = (char *)resp;
+  j.resp_len = strlen(resp);
+  sy_capture *rec = NULL;
+  assert_int_equal(sy_capture_record_build(&j, cfg, scrubber, &rec), 0);
+  assert_int_equal(rec->id, 99);
+  assert_string_equal(rec->model, "gpt-4o-mini");
+  assert_string_equal(rec->route, "gpt-4o-mini");
+  assert_int_equal(strlen(rec->user_hash), 32);
+  assert_int_equal(rec->total_tokens, 7);
+  assert_string_equal(rec->finish_reason, "length");
+  assert_true(rec->truncated);
+  assert_int_equal(rec->n_binary_refs, 1);
+  assert_string_equal(rec->binary_refs[0]->media_type, "image/png");
+  assert_int_equal(rec->binary_refs[0]->size, 5); /* "hello" */
+  /* sha256("hello") starts 2cf24dba */
+  assert_int_equal(rec->binary_refs[0]->sha256.data[0], 0x2c);
+  char *rb = strndup((char *)rec->request_body.data, rec->request_body.len);
+  assert_null(strstr(rb, "jane.doe@example.com"));
+  assert_non_null(strstr(rb, "[EMAIL]"));
+  assert_null(strstr(rb, "base64"));
+  assert_non_null(strstr(rb, "sy-ref:sha256:2cf24dba"));
+  free(rb);
+  char *sb = strndup((char *)rec->response_body.data, rec->response_body.len);
+  assert_null(strstr(sb, "jane.doe"));
+  free(sb);
+  sy_capture_record_free(rec);
+  sy_config_free(cfg);
+}
+
+static void test_record_keeps_images_when_configured(void **state) {
+  (void)state;
+  sy_config *cfg = test_config();
+  cfg->capture.keep_images = 1;
+  const char *req = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
+                    "\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,aGVsbG8=\"}}]}]}";
+  sy_capture_job j = {.kind = SY_JOB_CAPTURE, .id = 1};
+  j.req_body = (char *)req;
+  j.req_len = strlen(req);
+  sy_capture *rec = NULL;
+  assert_int_equal(sy_capture_record_build(&j, cfg, scrubber, &rec), 0);
+  assert_int_equal(rec->n_binary_refs, 0);
+  assert_non_null(memmem(rec->request_body.data, rec->request_body.len, "aGVsbG8=", 8));
+  sy_capture_record_free(rec);
+  sy_config_free(cfg);
+}
+
+static void test_feedback_record(void **state) {
+  (void)state;
+  char *tags[] = {"billing"};
+  sy_capture_job j = {.kind = SY_JOB_FEEDBACK, .capture_id = 5, .rating = 2};
+  j.comment = "call me on +44 20 7946 0958";
+  j.correction = "The answer is 4.";
+  j.fb_user = "user-7";
+  j.tags = tags;
+  j.n_tags = 1;
+  sy_feedback *fb = NULL;
+  assert_int_equal(sy_feedback_record_build(&j, scrubber, &fb), 0);
+  assert_int_equal(fb->capture_id, 5);
+  assert_int_equal(fb->rating, SWITCHYARD__V1__FEEDBACK__RATING__DOWN);
+  assert_null(strstr(fb->comment, "7946"));
+  assert_non_null(strstr(fb->comment, "[PHONE]"));
+  assert_string_equal(fb->correction, "The answer is 4.");
+  assert_int_equal(strlen(fb->user_id_hash), 32);
+  assert_string_equal(fb->tags[0], "billing");
+  sy_feedback_record_free(fb);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_sse_assembles_content),
+      cmocka_unit_test(test_sse_tool_calls_and_error),
+      cmocka_unit_test(test_sse_garbage_is_harmless),
+      cmocka_unit_test(test_record_scrubs_and_references_images),
+      cmocka_unit_test(test_record_keeps_images_when_configured),
+      cmocka_unit_test(test_feedback_record),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
