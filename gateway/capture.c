@@ -69,6 +69,9 @@ const sy_capture_stats *sy_capture_get_stats(const sy_capture_pipe *p) { return 
 void sy_capture_job_free(sy_capture_job *j) {
   if (!j) return;
   free(j->user);
+  free(j->route);
+  free(j->arm);
+  free(j->model);
   free(j->req_body);
   free(j->resp_body);
   free(j->error);

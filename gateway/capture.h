@@ -48,6 +48,13 @@ typedef struct sy_capture_job {
   char *error;               /* owned, gateway-side error text or NULL */
   uint64_t ts_start_us, ts_end_us;
   uint64_t latency_total_us, upstream_ttfb_us, gateway_overhead_us;
+  char *route, *arm, *model; /* owned; NULL = pass-through (route = requested model) */
+  int sticky;                /* the arm came from a sticky key (not a random draw) */
+  int rec_kind;              /* Capture.Kind: 0 primary, 1 shadow, 2 cascade attempt */
+  uint64_t parent_id;        /* shadow / cascade attempt: the primary capture id */
+  uint32_t attempt;          /* upstream calls before this answer (retries, fallbacks) */
+  double confidence;         /* cascade confidence, when computed */
+  int accepted;              /* cascade: this answer passed the threshold and was served */
 
   /* feedback ----------------------------------------------------------- */
   uint64_t capture_id;

@@ -347,7 +347,13 @@ int sy_capture_record_build(const sy_capture_job *j, const sy_config *cfg, sy_sc
   rec->upstream_ttfb_us = j->upstream_ttfb_us;
   rec->gateway_overhead_us = j->gateway_overhead_us;
   rec->truncated = j->resp_truncated;
-  rec->kind = SWITCHYARD__V1__CAPTURE__KIND__PRIMARY;
+  rec->kind = (Switchyard__V1__Capture__Kind)j->rec_kind;
+  rec->parent_id = j->parent_id;
+  rec->attempt = j->attempt;
+  rec->confidence = j->confidence;
+  rec->accepted = j->accepted;
+  rec->sticky = j->sticky;
+  if (j->arm) rec->arm = strdup(j->arm);
 
   /* request */
   cJSON *req = cJSON_ParseWithLength(j->req_body ? j->req_body : "", j->req_len);
@@ -355,8 +361,10 @@ int sy_capture_record_build(const sy_capture_job *j, const sy_config *cfg, sy_sc
   char *printed = NULL;
   if (req) {
     const char *model = json_str(req, "model");
-    rec->model = dup_or_empty(model);
-    rec->route = dup_or_empty(model); /* the requested model, until routes exist */
+    /* The route is what the app asked for; the model is what the arm asked
+     * the upstream for (the same on pass-through). */
+    rec->route = dup_or_empty(j->route ? j->route : model);
+    rec->model = dup_or_empty(j->model ? j->model : model);
     rec->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "stream"));
     if (!user) user = json_str(req, "user");
     if (!cfg->capture.keep_images) {

@@ -21,7 +21,9 @@
 #include "gateway/config.h"
 #include "gateway/upstream.h"
 #include "gateway/version.h"
+#include "gateway/proxy_internal.h"
 #include "gateway/worker.h"
+#include "router/route.h"
 
 #define SY_HASH_KEY_MAX 4096
 
@@ -76,7 +78,45 @@ static uint32_t random_u32(void) {
   return v ^ (uint32_t)getpid() ^ (uint32_t)uv_hrtime();
 }
 
-static int run(sy_config *cfg) {
+static int upstream_known(void *ctx, const char *name) {
+  return sy_config_upstream(ctx, name) != NULL;
+}
+
+/* Builds the route table from the config's "routes" (an empty table when
+ * there are none). Upstream names are checked against `running`, whose
+ * upstreams are the ones the workers have. */
+static int load_routes(const sy_config *cfg, const sy_config *running, uint64_t version,
+                       sy_route_table **out, char *err, size_t errlen) {
+  const char *json = cfg->routes_json ? cfg->routes_json : "[]";
+  sy_route_parse_opts o = {.version = version, .upstream_known = upstream_known,
+                           .ctx = (void *)running};
+  return sy_route_table_parse(json, strlen(json), &o, out, err, errlen);
+}
+
+/* SIGHUP: re-reads the config file and flags and publishes the new routes
+ * atomically. Anything else that changed needs a restart (logged). A bad
+ * file leaves the running routes in place. */
+static void reload_routes(sy_gateway *gw, int argc, char **argv, uint64_t *version) {
+  sy_config nc;
+  sy_config_init(&nc);
+  char err[512];
+  int help = 0;
+  int rc = sy_config_apply_args(&nc, argc, argv, &help, err, sizeof err);
+  if (!rc) rc = sy_config_finish(&nc, err, sizeof err);
+  sy_route_table *t = NULL;
+  if (!rc) rc = load_routes(&nc, gw->cfg, *version + 1, &t, err, sizeof err);
+  if (rc) {
+    sy_error("SIGHUP: configuration rejected, the running routes stay: %s", err);
+  } else {
+    *version += 1;
+    sy_info("SIGHUP: routes reloaded: %zu route(s), version %llu", sy_route_table_count(t),
+            (unsigned long long)*version);
+    sy_route_slot_publish(&gw->routes, t);
+  }
+  sy_config_free(&nc);
+}
+
+static int run(sy_config *cfg, int argc, char **argv) {
   sy_log_level lvl;
   if (cfg->log_level && sy_log_parse_level(cfg->log_level, &lvl) == 0) sy_log_set_level(lvl);
 
@@ -98,11 +138,24 @@ static int run(sy_config *cfg) {
 
   sy_gateway gw = {.cfg = cfg, .boot_id = random_u32()};
   atomic_init(&gw.draining, 0);
+  uint64_t routes_version = 1;
+  {
+    char rerr[512];
+    sy_route_table *t = NULL;
+    if (load_routes(cfg, cfg, routes_version, &t, rerr, sizeof rerr) != 0) {
+      fprintf(stderr, "switchyard: %s\n", rerr);
+      sy_upstream_global_cleanup();
+      return 2;
+    }
+    sy_route_slot_init(&gw.routes, t);
+  }
+  sy_shadow_cap_init(&gw.shadow_cap, SY_SHADOW_MAX_IN_FLIGHT);
   if (cfg->capture.enabled) {
     char cerr[512];
     int crc = sy_capture_open(cfg, &gw.capture, cerr, sizeof cerr);
     if (crc) {
       fprintf(stderr, "switchyard: %s\n", cerr);
+      sy_route_slot_destroy(&gw.routes);
       sy_upstream_global_cleanup();
       return crc == SY_ECONFIG ? 2 : 1;
     }
@@ -111,6 +164,7 @@ static int run(sy_config *cfg) {
   sy_worker *workers = calloc(n, sizeof *workers);
   if (!workers) {
     sy_capture_close(gw.capture);
+    sy_route_slot_destroy(&gw.routes);
     sy_upstream_global_cleanup();
     return 1;
   }
@@ -132,6 +186,7 @@ static int run(sy_config *cfg) {
     for (unsigned i = 0; i < bound; i++) close(workers[i].listen_fd);
     free(workers);
     sy_capture_close(gw.capture);
+    sy_route_slot_destroy(&gw.routes);
     sy_upstream_global_cleanup();
     return 1;
   }
@@ -164,7 +219,7 @@ static int run(sy_config *cfg) {
       int sig = 0;
       if (sigwait(&set, &sig) != 0) continue;
       if (sig == SIGHUP) {
-        sy_info("SIGHUP: configuration reload is not implemented yet; ignoring");
+        reload_routes(&gw, argc, argv, &routes_version);
         continue;
       }
       sy_info("%s: draining (deadline %u ms)", sig == SIGINT ? "SIGINT" : "SIGTERM",
@@ -180,6 +235,7 @@ static int run(sy_config *cfg) {
   free(workers);
   /* After the workers: every capture they queued is committed before exit. */
   sy_capture_close(gw.capture);
+  sy_route_slot_destroy(&gw.routes);
   sy_upstream_global_cleanup();
   if (!rc) sy_info("stopped");
   return rc ? 1 : 0;
@@ -209,7 +265,7 @@ int main(int argc, char **argv) {
     sy_config_free(&cfg);
     return 2;
   }
-  rc = run(&cfg);
+  rc = run(&cfg, argc, argv);
   sy_config_free(&cfg);
   return rc;
 }

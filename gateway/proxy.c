@@ -1,42 +1,21 @@
-/* The request handler: what the gateway answers itself, and how it forwards
- * the rest.
- *
- * Forwarding streams: the upstream's head goes to the client as soon as it
- * is complete and every body piece as it arrives (SSE included), with
- * backpressure: when the client's unsent bytes pass SY_WRITE_HIGH_WATER the
- * upstream transfer is paused, and resumed below SY_WRITE_LOW_WATER. */
+/* The request handler, incoming side: what the gateway answers itself
+ * (health, metrics, feedback), client authentication, request validation,
+ * the routing decision, and the capture record. exchange.c does the
+ * upstream side. */
 #include "gateway/proxy.h"
 
-#include <cjson/cJSON.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "common/err.h"
 #include "common/log.h"
-#include "gateway/capture.h"
 #include "gateway/feedback.h"
+#include "gateway/proxy_internal.h"
 #include "gateway/respond.h"
-#include "gateway/upstream.h"
-#include "gateway/worker.h"
-
-#define SY_MAX_UPSTREAM_HEADER_BYTES (96u * 1024)
-
-typedef struct sy_proxy {
-  sy_conn *c;
-  sy_worker *w;
-  sy_upstream_req *up;
-  const sy_upstream_conf *ups;
-  sy_buf hdrs;      /* NUL-separated header lines for the upstream */
-  int is_sse;
-  int head_sent;
-  int status;
-  sy_capture_job *job; /* the capture record being filled, or NULL */
-  sy_buf resp;      /* response bytes for the capture, capped */
-  uint64_t t_up_start_ns, t_first_byte_ns;
-} sy_proxy;
 
 typedef enum { EP_OTHER = 0, EP_CHAT, EP_COMPLETIONS, EP_EMBEDDINGS } sy_endpoint;
 
@@ -44,22 +23,43 @@ static int path_is(const char *path, size_t len, const char *lit) {
   return len == strlen(lit) && memcmp(path, lit, len) == 0;
 }
 
-static void proxy_free(sy_proxy *px) {
-  sy_buf_free(&px->hdrs);
-  sy_buf_free(&px->resp);
-  sy_capture_job_free(px->job);
-  free(px);
-}
+uint64_t sy__mono_ms(void) { return uv_hrtime() / 1000000u; }
 
-static uint64_t wall_now_us(void) {
+uint64_t sy__wall_us(void) {
   uv_timeval64_t tv;
   uv_gettimeofday(&tv);
   return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
 }
 
-/* Completes the capture record with how the exchange ended and hands it to
- * the writer. Must run before the request's body buffer is reset. */
-static void capture_finish(sy_proxy *px, int status, const char *error) {
+static void timer_closed(uv_handle_t *h) { free(h); }
+
+void sy__proxy_free(sy_proxy *px) {
+  if (px->retry_timer) {
+    uv_timer_stop(px->retry_timer);
+    uv_close((uv_handle_t *)px->retry_timer, timer_closed);
+  }
+  sy_buf_free(&px->hdrs);
+  sy_buf_free(&px->body);
+  sy_buf_free(&px->resp);
+  sy_buf_free(&px->cbuf);
+  sy_capture_job_free(px->job);
+  if (px->table) sy_route_table_unref(px->table);
+  free(px);
+}
+
+/* ---- capture ------------------------------------------------------------------ */
+
+static char *rstr_dup(const sy_rstr *r) { return strndup(r->s, r->len); }
+
+static void job_route_fields(sy_capture_job *j, const sy_proxy *px, const sy_route_arm *arm) {
+  if (!px->d.route || !arm) return;
+  j->route = rstr_dup(&px->d.route->name);
+  j->arm = rstr_dup(&arm->name);
+  j->model = rstr_dup(&arm->model);
+  j->sticky = px->d.pick == SY_PICK_STICKY;
+}
+
+void sy__capture_finish(sy_proxy *px, int status, const char *error) {
   sy_capture_job *job = px->job;
   if (!job) return;
   px->job = NULL;
@@ -67,18 +67,53 @@ static void capture_finish(sy_proxy *px, int status, const char *error) {
   uint64_t now = uv_hrtime();
   job->status = status;
   if (error) job->error = strdup(error);
+  job->upstream = px->ups ? px->ups->name : NULL;
+  job_route_fields(job, px, px->arm >= 0 ? &px->d.route->arms[px->arm] : NULL);
+  job->attempt = px->attempts ? px->attempts - 1 : 0;
+  if (px->cascade == SY_CASCADE_FIRST) {
+    job->confidence = px->confidence;
+    job->accepted = 1;
+  }
   job->req_body = sy_buf_detach(&c->req.body, &job->req_len);
   job->resp_body = sy_buf_detach(&px->resp, &job->resp_len);
   job->is_sse = px->is_sse;
   job->latency_total_us = (now - c->req.t_start_ns) / 1000;
-  job->ts_end_us = wall_now_us();
+  job->ts_end_us = sy__wall_us();
   job->ts_start_us = job->ts_end_us - job->latency_total_us;
-  if (px->t_first_byte_ns) job->upstream_ttfb_us = (px->t_first_byte_ns - px->t_up_start_ns) / 1000;
-  /* Time in the gateway: receiving and checking the request, and handing it
+  if (px->t_first_byte_ns && px->t_first_byte_ns > px->t_up_start_ns)
+    job->upstream_ttfb_us = (px->t_first_byte_ns - px->t_up_start_ns) / 1000;
+  /* Time in the gateway: receiving and checking the request and handing it
    * upstream; the upstream's own time and the transfer are not counted. */
-  job->gateway_overhead_us = (px->t_up_start_ns - c->t_dispatch_ns) / 1000;
+  if (px->t_up_start_ns > c->t_dispatch_ns)
+    job->gateway_overhead_us = (px->t_up_start_ns - c->t_dispatch_ns) / 1000;
   memcpy(job->request_id, c->req.id, sizeof c->req.id);
   if (sy_capture_submit(px->w->gw->capture, job) != 0) sy_capture_job_free(job);
+}
+
+sy_capture_job *sy__capture_side_job(sy_proxy *px, int kind, const sy_route_arm *arm,
+                                     const sy_upstream_conf *ups) {
+  if (!px->job && kind != 1) return NULL; /* the primary is not captured: neither is this */
+  if (!px->w->gw->capture) return NULL;
+  sy_capture_job *j = calloc(1, sizeof *j);
+  if (!j) return NULL;
+  j->kind = SY_JOB_CAPTURE;
+  j->rec_kind = kind;
+  j->id = sy_capture_next_id(px->w->gw->capture);
+  j->parent_id = px->job ? px->job->id : 0;
+  j->client_key = px->job ? px->job->client_key : NULL;
+  j->endpoint = px->job ? px->job->endpoint : "/v1/chat/completions";
+  j->upstream = ups ? ups->name : NULL;
+  if (px->job && px->job->user) j->user = strdup(px->job->user);
+  job_route_fields(j, px, arm);
+  memcpy(j->request_id, px->c->req.id, sizeof px->c->req.id);
+  j->req_body = malloc(px->c->req.body.len + 1);
+  if (!j->req_body) {
+    sy_capture_job_free(j);
+    return NULL;
+  }
+  memcpy(j->req_body, px->c->req.body.data ? px->c->req.body.data : "", px->c->req.body.len);
+  j->req_len = px->c->req.body.len;
+  return j;
 }
 
 /* ---- authentication ------------------------------------------------------------- */
@@ -119,14 +154,13 @@ static int content_type_is_json(const sy_conn *c) {
          (len == 16 || v[16] == ';' || v[16] == ' ');
 }
 
-/* Checks what the gateway itself relies on in an OpenAI JSON body. Answers
- * 400 and returns -1 when the body does not qualify. */
-static int validate_json_body(sy_conn *c, sy_endpoint ep) {
+/* Parses and checks what the gateway relies on in an OpenAI JSON body.
+ * Answers 400 and returns NULL when the body does not qualify. */
+static cJSON *parse_json_body(sy_conn *c, sy_endpoint ep) {
   if (!content_type_is_json(c)) {
-    sy_conn_respond_error(c, 400,
-                          "Invalid Content-Type header: expected application/json.", NULL,
+    sy_conn_respond_error(c, 400, "Invalid Content-Type header: expected application/json.", NULL,
                           "invalid_content_type");
-    return -1;
+    return NULL;
   }
   cJSON *root = cJSON_ParseWithLength(c->req.body.data ? c->req.body.data : "", c->req.body.len);
   if (!root) {
@@ -134,7 +168,7 @@ static int validate_json_body(sy_conn *c, sy_endpoint ep) {
                           "We could not parse the JSON body of your request. The body must be "
                           "valid JSON.",
                           NULL, "invalid_json");
-    return -1;
+    return NULL;
   }
   const char *param = NULL, *msg = NULL;
   if (!cJSON_IsObject(root)) {
@@ -162,141 +196,15 @@ static int validate_json_body(sy_conn *c, sy_endpoint ep) {
       }
     }
   }
-  cJSON_Delete(root);
   if (msg) {
+    cJSON_Delete(root);
     sy_conn_respond_error(c, 400, msg, param, param ? "missing_required_parameter" : "invalid_body");
-    return -1;
+    return NULL;
   }
-  return 0;
+  return root;
 }
 
-/* ---- upstream callbacks ------------------------------------------------------------ */
-
-static int has_sse_type(const char *hdrs, size_t len) {
-  const char *p = hdrs, *end = hdrs + len;
-  while (p < end) {
-    const char *eol = memchr(p, '\n', (size_t)(end - p));
-    size_t l = eol ? (size_t)(eol - p) : (size_t)(end - p);
-    if (l > 13 && strncasecmp(p, "content-type:", 13) == 0) {
-      const char *v = p + 13;
-      while (v < p + l && *v == ' ') v++;
-      return (size_t)(p + l - v) >= 17 && strncasecmp(v, "text/event-stream", 17) == 0;
-    }
-    p = eol ? eol + 1 : end;
-  }
-  return 0;
-}
-
-static void up_on_head(void *ctx, int status, const char *hdrs, size_t len, long long clen) {
-  sy_proxy *px = ctx;
-  px->is_sse = has_sse_type(hdrs, len);
-  /* SSE always goes out chunked, so a failure mid-stream can still be told
-   * with an error event and a clean end. */
-  if (px->is_sse) clen = -1;
-  px->head_sent = 1;
-  px->status = status;
-  px->t_first_byte_ns = uv_hrtime();
-  sy_conn_write_head(px->c, status, hdrs, len, clen);
-}
-
-static int up_on_body(void *ctx, const char *data, size_t len) {
-  sy_proxy *px = ctx;
-  if (px->c->broken) return SY_UP_ABORT;
-  if (sy_conn_pending(px->c) >= SY_WRITE_HIGH_WATER) return SY_UP_PAUSE;
-  if (sy_conn_write_body(px->c, data, len) != 0) return SY_UP_ABORT;
-  if (px->job && !px->job->resp_truncated && sy_buf_append(&px->resp, data, len) != 0)
-    px->job->resp_truncated = 1; /* the capture keeps what fits */
-  return 0;
-}
-
-static void up_on_done(void *ctx, sy_up_result res, const char *detail) {
-  sy_proxy *px = ctx;
-  sy_conn *c = px->c;
-  px->up = NULL;
-  if (res == SY_UP_OK) {
-    capture_finish(px, px->status, NULL);
-    proxy_free(px);
-    sy_conn_end(c);
-    return;
-  }
-  if (res == SY_UP_EABORTED || c->broken) {
-    capture_finish(px, px->status, "client connection failed while answering");
-    proxy_free(px);
-    sy_conn_abort(c);
-    return;
-  }
-  char msg[256];
-  const char *name = px->ups->name;
-  if (!px->head_sent) {
-    int status = 502;
-    const char *code = "upstream_error";
-    switch (res) {
-    case SY_UP_ECONNECT:
-      snprintf(msg, sizeof msg, "Upstream '%s' is unreachable (%s).", name, detail ? detail : "");
-      code = "upstream_unreachable";
-      break;
-    case SY_UP_ETIMEOUT:
-      status = 504;
-      snprintf(msg, sizeof msg, "Upstream '%s' did not answer in time.", name);
-      code = "upstream_timeout";
-      break;
-    case SY_UP_EINTERNAL:
-      status = 500;
-      snprintf(msg, sizeof msg, "The gateway failed to call upstream '%s'.", name);
-      code = "internal_error";
-      break;
-    default:
-      snprintf(msg, sizeof msg, "Upstream '%s' sent an invalid response (%s).", name,
-               detail ? detail : "");
-    }
-    sy_warn("request %s: upstream %s failed: %s", c->req.id, name, detail ? detail : "error");
-    capture_finish(px, status, msg);
-    proxy_free(px);
-    c->keep_alive = c->keep_alive && status != 500;
-    sy_conn_respond_error(c, status, msg, NULL, code);
-    return;
-  }
-  sy_warn("request %s: upstream %s failed mid-response: %s", c->req.id, name,
-          detail ? detail : "error");
-  if (!px->is_sse) {
-    /* The body is incomplete and the head is gone: closing without the
-     * final chunk (or short of Content-Length) is how HTTP says so. */
-    capture_finish(px, px->status, detail ? detail : "upstream failed mid-response");
-    proxy_free(px);
-    sy_conn_abort(c);
-    return;
-  }
-  snprintf(msg, sizeof msg, "The upstream stream from '%s' was interrupted (%s).", name,
-           res == SY_UP_ETIMEOUT ? "timeout" : (detail ? detail : "error"));
-  sy_buf ev;
-  sy_buf_init(&ev, 1024);
-  sy_buf_appends(&ev, "data: ");
-  sy_openai_error_json(&ev, msg, "api_error", NULL,
-                       res == SY_UP_ETIMEOUT ? "upstream_timeout" : "upstream_stream_interrupted");
-  sy_buf_appends(&ev, "\n\n");
-  sy_conn_write_body(c, ev.data, ev.len);
-  if (px->job && !px->job->resp_truncated) sy_buf_append(&px->resp, ev.data, ev.len);
-  sy_buf_free(&ev);
-  capture_finish(px, px->status, msg);
-  proxy_free(px);
-  c->keep_alive = 0;
-  sy_conn_end(c);
-}
-
-static const sy_upstream_handler up_handler = {up_on_head, up_on_body, up_on_done};
-
-void sy_proxy_client_gone(sy_proxy *px) {
-  if (px->up) sy_upstream_abort(px->up);
-  px->up = NULL;
-  capture_finish(px, px->status, "client closed the connection before the answer ended");
-  proxy_free(px);
-}
-
-void sy_proxy_writable(sy_proxy *px) {
-  if (px->up) sy_upstream_resume(px->up);
-}
-
-/* ---- forwarding -------------------------------------------------------------------- */
+/* ---- headers for the upstream ------------------------------------------------------ */
 
 static int skip_request_header(const char *name, size_t n) {
   static const char *const drop[] = {
@@ -316,10 +224,65 @@ static int add_line(sy_buf *b, const char *name, size_t nl, const char *val, siz
   return rc;
 }
 
-/* Whether this exchange is captured: capture on, the key allows it, and the
- * request did not opt out with "x-switchyard-capture: off". */
-static int wants_capture(const sy_conn *c, const sy_client_key *key) {
-  if (!c->w->gw->capture || (key && !key->capture)) return 0;
+/* The client's headers that go upstream, with a Content-Type suppression
+ * line when the client sent none (curl would otherwise label a POST body as
+ * a form). */
+static int client_headers(const sy_conn *c, sy_buf *out, size_t *n_out) {
+  size_t n = 0;
+  int rc = 0, has_ctype = 0;
+  for (unsigned i = 0; i < c->req.n_headers && !rc; i++) {
+    const sy_header_ref *h = &c->req.headers[i];
+    const char *name = c->req.raw.data + h->name_off;
+    if (skip_request_header(name, h->name_len)) continue;
+    if (h->name_len == 12 && strncasecmp(name, "content-type", 12) == 0) has_ctype = 1;
+    rc = add_line(out, name, h->name_len, c->req.raw.data + h->value_off, h->value_len);
+    n++;
+  }
+  if (!rc && !has_ctype) {
+    rc = sy_buf_append(out, "Content-Type:", 14);
+    n++;
+  }
+  *n_out = n;
+  return rc;
+}
+
+int sy__upstream_headers(const sy_buf *base, size_t n_base, const sy_upstream_conf *ups,
+                         sy_buf *out, size_t *n_out) {
+  sy_buf_reset(out);
+  int rc = sy_buf_append(out, base->data ? base->data : "", base->len);
+  size_t n = n_base;
+  if (!rc && ups->api_key) {
+    rc = sy_buf_appends(out, "Authorization: Bearer ");
+    if (!rc) rc = sy_buf_appends(out, ups->api_key);
+    if (!rc) rc = sy_buf_append(out, "", 1);
+    n++;
+  }
+  *n_out = n;
+  return rc;
+}
+
+/* ---- the client side of an exchange ------------------------------------------------- */
+
+void sy_proxy_client_gone(sy_proxy *px) {
+  sy__exchange_client_gone(px);
+  sy__capture_finish(px, px->status, "client closed the connection before the answer ended");
+  sy__proxy_free(px);
+}
+
+void sy_proxy_writable(sy_proxy *px) {
+  if (px->up) sy_upstream_resume(px->up);
+}
+
+/* ---- dispatch ------------------------------------------------------------------------ */
+
+static void respond_json(sy_conn *c, int status, const char *json) {
+  sy_conn_respond(c, status, "application/json", NULL, json, strlen(json));
+}
+
+/* Whether this exchange is captured: capture on, the key and the route allow
+ * it, and the request did not opt out with "x-switchyard-capture: off". */
+static int wants_capture(const sy_conn *c, const sy_client_key *key, const sy_route *route) {
+  if (!c->w->gw->capture || (key && !key->capture) || (route && !route->capture)) return 0;
   size_t len;
   const char *v = sy_conn_header(c, "x-switchyard-capture", &len);
   if (!v) return 1;
@@ -329,89 +292,34 @@ static int wants_capture(const sy_conn *c, const sy_client_key *key) {
   return 1;
 }
 
-static void forward(sy_conn *c, const char *path, size_t path_len, const sy_client_key *key,
-                    const char *capture_endpoint) {
-  sy_worker *w = c->w;
-  const sy_config *cfg = w->cfg;
-  sy_proxy *px = calloc(1, sizeof *px);
-  if (!px) {
-    sy_conn_respond_error(c, 500, "Out of memory.", NULL, "internal_error");
-    return;
+static void decide(sy_proxy *px, const cJSON *root, const sy_client_key *key) {
+  sy_conn *c = px->c;
+  sy_worker *w = px->w;
+  const sy_route_table *t = sy_route_view_get(&w->rview, &w->gw->routes);
+  px->arm = -1;
+  if (!t || !root) return;
+  const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+  const cJSON *user = cJSON_GetObjectItemCaseSensitive(root, "user");
+  sy_route_request rq = {0};
+  rq.model = model->valuestring;
+  rq.model_len = strlen(model->valuestring);
+  rq.header_user = sy_conn_header(c, "x-switchyard-user", &rq.header_user_len);
+  if (cJSON_IsString(user)) {
+    rq.user = user->valuestring;
+    rq.user_len = strlen(user->valuestring);
   }
-  px->c = c;
-  px->w = w;
-  px->ups = &cfg->upstreams[cfg->default_upstream];
-  sy_buf_init(&px->hdrs, SY_MAX_UPSTREAM_HEADER_BYTES);
-  sy_buf_init(&px->resp, cfg->capture.max_response_bytes);
-  if (capture_endpoint && wants_capture(c, key)) {
-    px->job = calloc(1, sizeof *px->job);
-    if (px->job) {
-      px->job->kind = SY_JOB_CAPTURE;
-      px->job->id = sy_capture_next_id(w->gw->capture);
-      px->job->client_key = key ? key->name : NULL;
-      px->job->upstream = px->ups->name;
-      px->job->endpoint = capture_endpoint;
-      size_t ul;
-      const char *u = sy_conn_header(c, "x-switchyard-user", &ul);
-      if (u) px->job->user = strndup(u, ul);
-      char idbuf[24];
-      snprintf(idbuf, sizeof idbuf, "%llu", (unsigned long long)px->job->id);
-      sy_conn_add_header(c, "x-switchyard-capture-id", idbuf);
-    }
+  if (key) {
+    rq.client_key = key->name;
+    rq.client_key_len = strlen(key->name);
   }
-
-  size_t n = 0;
-  int rc = 0, has_ctype = 0;
-  for (unsigned i = 0; i < c->req.n_headers && !rc; i++) {
-    const sy_header_ref *h = &c->req.headers[i];
-    const char *name = c->req.raw.data + h->name_off;
-    if (skip_request_header(name, h->name_len)) continue;
-    if (h->name_len == 12 && strncasecmp(name, "content-type", 12) == 0) has_ctype = 1;
-    rc = add_line(&px->hdrs, name, h->name_len, c->req.raw.data + h->value_off, h->value_len);
-    n++;
-  }
-  if (!rc && px->ups->api_key) {
-    rc = sy_buf_appends(&px->hdrs, "Authorization: Bearer ");
-    if (!rc) rc = sy_buf_appends(&px->hdrs, px->ups->api_key);
-    if (!rc) rc = sy_buf_append(&px->hdrs, "", 1);
-    n++;
-  }
-  if (!rc && !has_ctype) {
-    /* Without this curl labels a POST body as a form. */
-    rc = sy_buf_append(&px->hdrs, "Content-Type:", 14);
-    n++;
-  }
-  if (rc) {
-    proxy_free(px);
-    sy_conn_respond_error(c, 431, "Request header fields too large.", NULL, "headers_too_large");
-    return;
-  }
-
-  sy_upstream_spec spec = {
-      .up = px->ups,
-      .method = http_method_str(c->req.method),
-      .path = path,
-      .path_len = path_len,
-      .headers = px->hdrs.data,
-      .n_headers = n,
-      .body = c->req.body.data,
-      .body_len = c->req.body.len,
-  };
-  c->px = px;
-  px->t_up_start_ns = uv_hrtime();
-  rc = sy_upstream_start(w->pool, &spec, &up_handler, px, &px->up);
-  if (rc) {
-    c->px = NULL;
-    proxy_free(px);
-    sy_conn_respond_error(c, 500, "The gateway could not start the upstream request.", NULL,
-                          "internal_error");
-  }
-}
-
-/* ---- dispatch ------------------------------------------------------------------------ */
-
-static void respond_json(sy_conn *c, int status, const char *json) {
-  sy_conn_respond(c, status, "application/json", NULL, json, strlen(json));
+  rq.tenant = sy_conn_header(c, "x-switchyard-tenant", &rq.tenant_len);
+  rq.prompt_bytes = c->req.body.len;
+  rq.has_tools = cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(root, "tools"));
+  if (sy_router_decide(t, &rq, sy__worker_rand(w), &px->d) != 0 || !px->d.route) return;
+  px->table = sy_route_table_ref((sy_route_table *)t);
+  px->is_route = 1;
+  px->arm = px->d.arm_index;
+  if (px->d.cascade) px->cascade = SY_CASCADE_FIRST;
 }
 
 void sy_proxy_handle(sy_conn *c) {
@@ -425,7 +333,6 @@ void sy_proxy_handle(sy_conn *c) {
     sy_metrics_respond(c);
     return;
   }
-
   if (path_is(url, path_len, "/healthz") || path_is(url, path_len, "/readyz")) {
     if (m != HTTP_GET && m != HTTP_HEAD) {
       sy_conn_respond_error(c, 405, "Method not allowed.", NULL, "method_not_allowed");
@@ -437,7 +344,6 @@ void sy_proxy_handle(sy_conn *c) {
       respond_json(c, 200, "{\"status\":\"ok\"}");
     return;
   }
-
   if (!(path_len >= 4 && memcmp(url, "/v1/", 4) == 0)) {
     char msg[300];
     snprintf(msg, sizeof msg, "Unknown request URL: %s %.*s.", http_method_str(m),
@@ -472,14 +378,72 @@ void sy_proxy_handle(sy_conn *c) {
   if (path_is(url, path_len, "/v1/chat/completions")) ep = EP_CHAT;
   else if (path_is(url, path_len, "/v1/completions")) ep = EP_COMPLETIONS;
   else if (path_is(url, path_len, "/v1/embeddings")) ep = EP_EMBEDDINGS;
+  cJSON *root = NULL;
   if (ep != EP_OTHER) {
     if (m != HTTP_POST) {
       sy_conn_respond_error(c, 405, "Method not allowed: use POST.", NULL, "method_not_allowed");
       return;
     }
-    if (validate_json_body(c, ep) != 0) return;
+    if (!(root = parse_json_body(c, ep))) return;
   }
+
+  sy_worker *w = c->w;
+  const sy_config *cfg = w->cfg;
+  sy_proxy *px = calloc(1, sizeof *px);
+  if (!px) {
+    cJSON_Delete(root);
+    sy_conn_respond_error(c, 500, "Out of memory.", NULL, "internal_error");
+    return;
+  }
+  px->c = c;
+  px->w = w;
+  px->arm = -1;
   /* "/v1/chat/completions?x" → base_url + "/chat/completions?x" */
-  forward(c, url + 3, url_len - 3, key,
-          ep == EP_CHAT ? "/v1/chat/completions" : ep == EP_COMPLETIONS ? "/v1/completions" : NULL);
+  px->path = url + 3;
+  px->path_len = url_len - 3;
+  sy_buf_init(&px->hdrs, SY_MAX_UPSTREAM_HEADER_BYTES);
+  sy_buf_init(&px->body, cfg->limits.max_body_bytes + 4096);
+  sy_buf_init(&px->resp, cfg->capture.max_response_bytes);
+  sy_buf_init(&px->cbuf, cfg->capture.max_response_bytes + (1u << 20));
+  if (client_headers(c, &px->hdrs, &px->n_hdrs) != 0) {
+    cJSON_Delete(root);
+    sy__proxy_free(px);
+    sy_conn_respond_error(c, 431, "Request header fields too large.", NULL, "headers_too_large");
+    return;
+  }
+  if (ep == EP_CHAT || ep == EP_COMPLETIONS) {
+    decide(px, root, key);
+    px->client_stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "stream"));
+    px->client_logprobs = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "logprobs"));
+    const cJSON *so = cJSON_GetObjectItemCaseSensitive(root, "stream_options");
+    px->include_usage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
+    if (ep != EP_CHAT) px->cascade = SY_CASCADE_NONE; /* logprobs differ for completions */
+    if (wants_capture(c, key, px->d.route)) {
+      sy_capture_job *j = calloc(1, sizeof *j);
+      if (j) {
+        j->kind = SY_JOB_CAPTURE;
+        j->id = sy_capture_next_id(w->gw->capture);
+        j->client_key = key ? key->name : NULL;
+        j->endpoint = ep == EP_CHAT ? "/v1/chat/completions" : "/v1/completions";
+        size_t ul;
+        const char *u = sy_conn_header(c, "x-switchyard-user", &ul);
+        if (u) j->user = strndup(u, ul);
+        char idbuf[24];
+        snprintf(idbuf, sizeof idbuf, "%llu", (unsigned long long)j->id);
+        sy_conn_add_header(c, "x-switchyard-capture-id", idbuf);
+        px->job = j;
+      }
+    }
+  }
+  cJSON_Delete(root);
+  if (px->is_route) {
+    sy_conn_add_header(c, "x-switchyard-route", px->d.route->name.s);
+    const sy_retry_policy *rp = &px->d.route->retry;
+    if (rp->deadline_ms) px->deadline_ms = sy__mono_ms() + rp->deadline_ms;
+  }
+  c->px = px;
+  int shadow = px->is_route && px->d.shadow_arm >= 0;
+  sy__exchange_start(px);
+  /* px is gone if the exchange already ended (c->px was cleared). */
+  if (shadow && c->px == px) sy__shadow_start(px);
 }

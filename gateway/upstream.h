@@ -55,6 +55,7 @@ typedef struct sy_upstream_spec {
   size_t n_headers;
   const char *body;          /* not copied: must stay valid until on_done or abort */
   size_t body_len;
+  uint32_t timeout_ms;       /* whole-exchange timeout for this request; 0 = up->timeout_ms */
 } sy_upstream_spec;
 
 /* Creates the pool for one loop. max_host_conns caps connections per host

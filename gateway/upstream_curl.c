@@ -361,7 +361,7 @@ int sy_upstream_start(sy_upstream_pool *p, const sy_upstream_spec *s,
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)s->up->connect_timeout_ms);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)s->up->timeout_ms);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(s->timeout_ms ? s->timeout_ms : s->up->timeout_ms));
   curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include "common/log.h"
 #include "gateway/conn.h"
 #include "gateway/proxy.h"
+#include "gateway/proxy_internal.h"
 
 #define SY_LISTEN_BACKLOG 1024
 
@@ -66,6 +68,8 @@ int sy_listen_socket(const char *host, uint16_t port, int *fd_out, uint16_t *bou
 static void maybe_stop(sy_worker *w) {
   if (!w->draining || w->n_conns > 0 || w->jobs_out > 0 || w->stopped) return;
   w->stopped = 1;
+  sy__shadows_abort_all(w);
+  sy_route_view_release(&w->rview);
   uv_close((uv_handle_t *)&w->jobs_async, NULL);
   uv_timer_stop(&w->drain_timer);
   uv_close((uv_handle_t *)&w->drain_timer, NULL);
@@ -140,6 +144,16 @@ static void on_connection(uv_stream_t *server, int status) {
   sy_conn_accept(w, server);
 }
 
+uint64_t sy__worker_rand(sy_worker *w) {
+  /* xorshift64*: quality enough for splits and jitter, and lock-free */
+  uint64_t x = w->rng;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  w->rng = x;
+  return x * 0x2545F4914F6CDD1DULL;
+}
+
 void sy__worker_request_id(sy_worker *w, char *out) {
   snprintf(out, SY_REQUEST_ID_LEN + 1, "%08x%04x%012llx", w->gw->boot_id, w->id & 0xffff,
            (unsigned long long)(++w->seq & 0xffffffffffffULL));
@@ -151,8 +165,19 @@ static void worker_main(void *arg) {
 }
 
 int sy_worker_start(sy_worker *w) {
+  w->rng = ((uint64_t)w->gw->boot_id << 32 | (w->id + 1)) ^ uv_hrtime();
+  if (!w->rng) w->rng = 1;
+  w->rview = (sy_route_view)SY_ROUTE_VIEW_INIT;
+  w->breakers = calloc(w->cfg->n_upstreams, sizeof *w->breakers);
+  if (!w->breakers) return UV_ENOMEM;
+  sy_breaker_conf bc;
+  sy_breaker_conf_default(&bc);
+  for (size_t i = 0; i < w->cfg->n_upstreams; i++) sy_breaker_init(&w->breakers[i], &bc, uv_hrtime() / 1000000u);
   int rc = uv_loop_init(&w->loop);
-  if (rc) return rc;
+  if (rc) {
+    free(w->breakers);
+    return rc;
+  }
   uv_tcp_init(&w->loop, &w->listener);
   w->listener.data = w;
   rc = uv_tcp_open(&w->listener, w->listen_fd);
@@ -187,12 +212,16 @@ fail_listener:
   uv_close((uv_handle_t *)&w->listener, NULL);
   uv_run(&w->loop, UV_RUN_DEFAULT);
   uv_loop_close(&w->loop);
+  free(w->breakers);
+  w->breakers = NULL;
   return rc;
 }
 
 void sy_worker_join(sy_worker *w) {
   uv_thread_join(&w->thread);
   uv_mutex_destroy(&w->jobs_mu);
+  free(w->breakers);
+  w->breakers = NULL;
   int rc = uv_loop_close(&w->loop);
   if (rc) sy_warn("worker %u: loop closed with handles open: %s", w->id, uv_strerror(rc));
 }

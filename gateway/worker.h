@@ -8,6 +8,9 @@
 #include "gateway/capture.h"
 #include "gateway/config.h"
 #include "gateway/upstream.h"
+#include "router/breaker.h"
+#include "router/shadow.h"
+#include "router/slot.h"
 
 /* A worker: one thread, one libuv loop, one listening socket (SO_REUSEPORT,
  * the kernel spreads connections across workers), one upstream pool, and the
@@ -20,6 +23,8 @@ typedef struct sy_gateway {
   atomic_int draining;       /* set once by main on SIGTERM/SIGINT */
   uint32_t boot_id;          /* random per process: request ids stay unique */
   sy_capture_pipe *capture;  /* NULL when capture is off */
+  sy_route_slot routes;      /* the published route table (SIGHUP replaces it) */
+  sy_shadow_cap shadow_cap;  /* process-wide cap on shadow calls in flight */
 } sy_gateway;
 
 typedef struct sy_worker {
@@ -37,6 +42,10 @@ typedef struct sy_worker {
   unsigned n_conns;
   unsigned max_conns;        /* this worker's share of limits.max_connections */
   uint64_t seq;              /* request counter */
+  uint64_t rng;              /* xorshift state for routing draws */
+  sy_route_view rview;       /* this worker's cached route table */
+  sy_breaker *breakers;      /* one per configured upstream */
+  struct sy_shadow *shadows; /* shadow calls in flight (aborted at stop) */
   uv_async_t jobs_async;     /* capture writer → worker: feedback jobs done */
   uv_mutex_t jobs_mu;
   struct sy_capture_job *jobs_done; /* under jobs_mu */
@@ -69,6 +78,9 @@ void sy__worker_job_done(struct sy_capture_job *job);
 
 /* Called by a connection when it is freed (drain bookkeeping). */
 void sy__worker_conn_closed(sy_worker *w);
+
+/* A 64-bit random number (xorshift64*, seeded per worker). */
+uint64_t sy__worker_rand(sy_worker *w);
 
 /* Next request id for this worker: SY_REQUEST_ID_LEN hex chars + NUL. */
 void sy__worker_request_id(sy_worker *w, char *out);

@@ -1,0 +1,72 @@
+#include "gateway/jsonscan.h"
+
+#include <string.h>
+
+/* Returns the index just past the JSON string starting at s[i] == '"'. */
+static size_t skip_string(const char *s, size_t len, size_t i) {
+  for (i++; i < len; i++) {
+    if (s[i] == '\\') i++;
+    else if (s[i] == '"') return i + 1;
+  }
+  return len;
+}
+
+/* Returns the index just past the value starting at s[i]. */
+static size_t skip_value(const char *s, size_t len, size_t i) {
+  if (i >= len) return len;
+  if (s[i] == '"') return skip_string(s, len, i);
+  if (s[i] == '{' || s[i] == '[') {
+    int depth = 0;
+    while (i < len) {
+      char ch = s[i];
+      if (ch == '"') {
+        i = skip_string(s, len, i);
+        continue;
+      }
+      if (ch == '{' || ch == '[') depth++;
+      else if (ch == '}' || ch == ']') {
+        if (--depth == 0) return i + 1;
+      }
+      i++;
+    }
+    return len;
+  }
+  /* number, true, false, null */
+  while (i < len && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' && s[i] != '\n' &&
+         s[i] != '\r' && s[i] != '\t')
+    i++;
+  return i;
+}
+
+static size_t skip_ws(const char *s, size_t len, size_t i) {
+  while (i < len && (s[i] == ' ' || s[i] == '\n' || s[i] == '\r' || s[i] == '\t')) i++;
+  return i;
+}
+
+int sy_json_find_top_key(const char *s, size_t len, const char *key, size_t *vstart,
+                         size_t *vend) {
+  size_t klen = strlen(key);
+  size_t i = skip_ws(s, len, 0);
+  if (i >= len || s[i] != '{') return -1;
+  i++;
+  for (;;) {
+    i = skip_ws(s, len, i);
+    if (i >= len || s[i] != '"') return -1;
+    size_t kstart = i + 1;
+    i = skip_string(s, len, i);
+    size_t kend = i - 1;
+    i = skip_ws(s, len, i);
+    if (i >= len || s[i] != ':') return -1;
+    i = skip_ws(s, len, i + 1);
+    size_t v0 = i;
+    i = skip_value(s, len, i);
+    if (kend - kstart == klen && memcmp(s + kstart, key, klen) == 0) {
+      *vstart = v0;
+      *vend = i;
+      return 0;
+    }
+    i = skip_ws(s, len, i);
+    if (i >= len || s[i] != ',') return -1;
+    i++;
+  }
+}

@@ -1,0 +1,15 @@
+#ifndef SY_JSONSCAN_H
+#define SY_JSONSCAN_H
+
+#include <stddef.h>
+
+/* Finds a key of the top-level JSON object in raw bytes without building a
+ * tree, so the gateway can splice a new value in (the "model" rewrite)
+ * without re-serialising the whole body. The input must already be known to
+ * be valid JSON (the proxy parsed it). Sets [*vstart, *vend) to the bytes of
+ * the key's value (quotes included for strings). Returns 0, or -1 when the
+ * key is absent. Keys with escapes are not matched (OpenAI's never have). */
+int sy_json_find_top_key(const char *json, size_t len, const char *key, size_t *vstart,
+                         size_t *vend);
+
+#endif
