@@ -52,10 +52,19 @@ static void on_closed(uv_handle_t *h) {
   sy_buf_free(&c->req.raw);
   sy_buf_free(&c->req.body);
   free(c);
-  sy__worker_conn_closed(w);
+  /* Not sy__worker_conn_closed(): this may run deep inside an upstream
+   * callback, where stopping the worker must not happen; the wakeup does it
+   * from the loop. */
+  w->n_conns--;
+  if (w->draining) uv_async_send(&w->wakeup);
 }
 
 static void conn_close_hard(sy_conn *c) {
+  if (c->sink) {
+    /* drain deadline or shutdown: the caller is told the answer was cut */
+    sy_conn_virtual_cancel(c);
+    return;
+  }
   if (c->closes_pending) return; /* already closing the handles */
   c->state = SY_CONN_CLOSING;
   if (c->job) {
@@ -101,7 +110,9 @@ static void conn_close_graceful(sy_conn *c) {
 
 /* ---- writing ------------------------------------------------------------------ */
 
-size_t sy_conn_pending(const sy_conn *c) { return c->tcp.write_queue_size; }
+size_t sy_conn_pending(const sy_conn *c) {
+  return c->sink ? c->sink->pending(c) : c->tcp.write_queue_size;
+}
 
 static void on_written(uv_write_t *req, int status) {
   sy_wreq *wr = (sy_wreq *)req;
@@ -158,6 +169,19 @@ static int conn_writev(sy_conn *c, uv_buf_t *bufs, unsigned n) {
 
 int sy_conn_write_head(sy_conn *c, int status, const char *headers, size_t headers_len,
                        long long content_length) {
+  if (c->sink) {
+    if (c->broken || c->state == SY_CONN_CLOSING) return SY_ECLOSED;
+    c->head_sent = 1;
+    sy_buf all;
+    sy_buf_init(&all, headers_len + sizeof c->resp_extra + 64);
+    sy_buf_append(&all, headers, headers_len);
+    sy_buf_append(&all, c->resp_extra, c->resp_extra_len);
+    sy_buf_printf(&all, "x-switchyard-request-id: %s\r\n", c->req.id);
+    int rc = c->sink->head(c, status, all.data ? all.data : "", all.len, content_length);
+    sy_buf_free(&all);
+    if (rc) c->broken = 1;
+    return rc;
+  }
   char head[512];
   int http10 = c->parser.http_major == 1 && c->parser.http_minor == 0;
   c->chunked = content_length < 0 && !http10;
@@ -182,6 +206,12 @@ int sy_conn_write_head(sy_conn *c, int status, const char *headers, size_t heade
 
 int sy_conn_write_body(sy_conn *c, const char *data, size_t len) {
   if (len == 0) return 0;
+  if (c->sink) {
+    if (c->broken || c->state == SY_CONN_CLOSING) return SY_ECLOSED;
+    int rc = c->sink->body(c, data, len);
+    if (rc) c->broken = 1;
+    return rc;
+  }
   if (!c->chunked) {
     uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
     return conn_writev(c, &b, 1);
@@ -201,6 +231,13 @@ void sy_conn_add_header(sy_conn *c, const char *name, const char *value) {
 }
 
 void sy_conn_end(sy_conn *c) {
+  if (c->sink) {
+    c->px = NULL;
+    if (c->state == SY_CONN_CLOSING) return;
+    c->state = SY_CONN_CLOSING;
+    c->sink->end(c, !c->broken);
+    return;
+  }
   if (c->chunked) {
     uv_buf_t b = uv_buf_init("0\r\n\r\n", 5);
     conn_writev(c, &b, 1);
@@ -211,6 +248,12 @@ void sy_conn_end(sy_conn *c) {
 
 void sy_conn_abort(sy_conn *c) {
   c->px = NULL;
+  if (c->sink) {
+    if (c->state == SY_CONN_CLOSING) return;
+    c->state = SY_CONN_CLOSING;
+    c->sink->end(c, 0);
+    return;
+  }
   conn_close_hard(c);
 }
 
@@ -551,4 +594,106 @@ int sy_conn_accept(sy_worker *w, uv_stream_t *server) {
   timer_for_state(c);
   conn_read_start(c);
   return 0;
+}
+
+/* ---- virtual connections ------------------------------------------------------------ */
+
+sy_conn *sy_conn_virtual_new(sy_worker *w, const sy_conn_sink *sink, void *sink_ctx) {
+  sy_conn *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->w = w;
+  c->sink = sink;
+  c->sink_ctx = sink_ctx;
+  c->keep_alive = 0;
+  c->parser.http_major = 1;
+  c->parser.http_minor = 1;
+  sy_buf_init(&c->in, 0);
+  sy_buf_init(&c->req.raw, w->cfg->limits.max_header_bytes);
+  sy_buf_init(&c->req.body, w->cfg->limits.max_body_bytes);
+  c->next = w->conns;
+  if (w->conns) w->conns->prev = c;
+  w->conns = c;
+  w->n_conns++;
+  c->state = SY_CONN_HANDLING;
+  return c;
+}
+
+int sy_conn_virtual_request(sy_conn *c, enum http_method method, const char *target,
+                            const char *const *names, const char *const *values, size_t n,
+                            const char *body, size_t body_len) {
+  c->req.method = method;
+  sy_buf_reset(&c->req.raw);
+  sy_buf_reset(&c->req.body);
+  c->req.url_off = 0;
+  c->req.url_len = (uint32_t)strlen(target);
+  if (sy_buf_appends(&c->req.raw, target)) return SY_ETOOBIG;
+  if (n > SY_MAX_HEADERS) return SY_ETOOBIG;
+  c->req.n_headers = 0;
+  for (size_t i = 0; i < n; i++) {
+    sy_header_ref *h = &c->req.headers[c->req.n_headers++];
+    h->name_off = (uint32_t)c->req.raw.len;
+    h->name_len = (uint32_t)strlen(names[i]);
+    if (sy_buf_appends(&c->req.raw, names[i])) return SY_ETOOBIG;
+    h->value_off = (uint32_t)c->req.raw.len;
+    h->value_len = (uint32_t)strlen(values[i]);
+    if (sy_buf_appends(&c->req.raw, values[i])) return SY_ETOOBIG;
+  }
+  if (body_len && sy_buf_append(&c->req.body, body, body_len)) return SY_ETOOBIG;
+  return 0;
+}
+
+void sy_conn_virtual_dispatch(sy_conn *c) {
+  c->req.t_start_ns = now_ns();
+  c->t_dispatch_ns = c->req.t_start_ns;
+  c->state = SY_CONN_HANDLING;
+  sy__worker_request_id(c->w, c->req.id);
+  sy_proxy_handle(c);
+}
+
+void sy_conn_virtual_cancel(sy_conn *c) {
+  c->broken = 1;
+  if (c->job) {
+    c->job->conn = NULL;
+    c->job = NULL;
+  }
+  if (c->px) {
+    struct sy_proxy *px = c->px;
+    c->px = NULL;
+    sy_proxy_client_gone(px);
+  }
+  if (c->state != SY_CONN_CLOSING) {
+    c->state = SY_CONN_CLOSING;
+    c->sink->end(c, 0);
+  }
+}
+
+void sy_conn_virtual_writable(sy_conn *c) {
+  if (c->px) sy_proxy_writable(c->px);
+}
+
+void sy_conn_virtual_free(sy_conn *c) {
+  sy_worker *w = c->w;
+  /* Detach without telling the sink: it is the one freeing. */
+  c->state = SY_CONN_CLOSING;
+  if (c->job) {
+    c->job->conn = NULL;
+    c->job = NULL;
+  }
+  if (c->px) {
+    struct sy_proxy *px = c->px;
+    c->px = NULL;
+    sy_proxy_client_gone(px);
+  }
+  if (c->prev) c->prev->next = c->next;
+  else w->conns = c->next;
+  if (c->next) c->next->prev = c->prev;
+  sy_buf_free(&c->in);
+  sy_buf_free(&c->req.raw);
+  sy_buf_free(&c->req.body);
+  free(c);
+  /* Not sy__worker_conn_closed(): this may run deep inside an upstream
+   * callback, where stopping the worker must not happen; the wakeup does it
+   * from the loop. */
+  w->n_conns--;
+  if (w->draining) uv_async_send(&w->wakeup);
 }

@@ -55,8 +55,32 @@ typedef enum {
   SY_BODY_CHUNKED,    /* chunked transfer encoding */
 } sy_body_mode;
 
+struct sy_conn;
+
+/* A virtual connection's output: instead of HTTP/1.1 on a socket, the
+ * answer goes to these callbacks (the gRPC inference service uses this, so a
+ * gRPC call gets exactly the HTTP path's routing, capture and limits). All
+ * are called on the worker loop. */
+typedef struct sy_conn_sink {
+  /* The response head: status, and the header lines ("Name: value\r\n")
+   * from the upstream and the gateway (x-switchyard-*); content_length -1
+   * when unknown (streams). Return 0, or negative if the caller is gone. */
+  int (*head)(struct sy_conn *c, int status, const char *hdrs, size_t len,
+              long long content_length);
+  /* Body bytes (not framed). Return 0, or negative if the caller is gone. */
+  int (*body)(struct sy_conn *c, const char *data, size_t len);
+  /* The answer is over: ok = 1 complete, 0 cut short. The sink decides when
+   * to free the conn (sy_conn_virtual_free), typically right away. */
+  void (*end)(struct sy_conn *c, int ok);
+  /* Bytes queued but not yet delivered (backpressure); the sink calls
+   * sy_conn_virtual_writable() when that falls below SY_WRITE_LOW_WATER. */
+  size_t (*pending)(const struct sy_conn *c);
+} sy_conn_sink;
+
 typedef struct sy_conn {
-  uv_tcp_t tcp;
+  uv_tcp_t tcp;             /* unused by virtual connections */
+  const sy_conn_sink *sink; /* NULL: a real HTTP connection */
+  void *sink_ctx;
   uv_timer_t timer;
   struct sy_worker *w;
   struct sy_conn *next, *prev; /* worker's list */
@@ -123,5 +147,26 @@ size_t sy_conn_pending(const sy_conn *c);
 
 /* Closes the connection now (drain deadline, shutdown). Aborts the proxy. */
 void sy_conn_close(sy_conn *c);
+
+/* ---- virtual connections (gRPC inference) ---------------------------------
+ * Lifecycle on the worker's loop thread: sy_conn_virtual_new, then
+ * sy_conn_virtual_request to fill in the request, sy_conn_virtual_dispatch
+ * to run it through the proxy; the sink gets head/body/end; the sink frees
+ * the conn with sy_conn_virtual_free (after end, or after cancel). A virtual
+ * connection counts as open for the worker's drain. */
+sy_conn *sy_conn_virtual_new(struct sy_worker *w, const sy_conn_sink *sink, void *sink_ctx);
+/* Sets method, target ("/v1/chat/completions"), headers (n pairs of
+ * name/value, NUL-terminated strings) and body (copied). Limits are the
+ * HTTP path's: SY_ETOOBIG when headers or body exceed them (nothing sent). */
+int sy_conn_virtual_request(sy_conn *c, enum http_method method, const char *target,
+                            const char *const *names, const char *const *values, size_t n,
+                            const char *body, size_t body_len);
+void sy_conn_virtual_dispatch(sy_conn *c);
+/* The caller went away (cancelled): the upstream call is aborted, no more
+ * sink callbacks come. The sink still frees the conn. */
+void sy_conn_virtual_cancel(sy_conn *c);
+/* The sink's queue fell below the low-water mark: resume a paused transfer. */
+void sy_conn_virtual_writable(sy_conn *c);
+void sy_conn_virtual_free(sy_conn *c);
 
 #endif

@@ -87,7 +87,11 @@ void sy__worker_conn_closed(sy_worker *w) {
 static void on_drain_deadline(uv_timer_t *t) {
   sy_worker *w = t->data;
   if (w->n_conns) sy_warn("worker %u: drain deadline passed; closing %u connection(s)", w->id, w->n_conns);
-  for (sy_conn *c = w->conns; c; c = c->next) sy_conn_close(c);
+  /* A virtual connection may be freed inside sy_conn_close: read next first. */
+  for (sy_conn *c = w->conns, *next; c; c = next) {
+    next = c->next;
+    sy_conn_close(c);
+  }
 }
 
 static void start_drain(sy_worker *w) {
@@ -95,8 +99,10 @@ static void start_drain(sy_worker *w) {
   w->draining = 1;
   uv_close((uv_handle_t *)&w->listener, NULL);
   /* Idle keep-alive connections go now; the rest finish their request first. */
-  for (sy_conn *c = w->conns; c; c = c->next)
-    if (c->state == SY_CONN_IDLE && c->in.len == 0) sy_conn_close(c);
+  for (sy_conn *c = w->conns, *next; c; c = next) {
+    next = c->next;
+    if (!c->sink && c->state == SY_CONN_IDLE && c->in.len == 0) sy_conn_close(c);
+  }
   uv_timer_start(&w->drain_timer, on_drain_deadline, w->cfg->limits.drain_timeout_ms, 0);
   maybe_stop(w);
 }
@@ -104,6 +110,7 @@ static void start_drain(sy_worker *w) {
 static void on_wakeup(uv_async_t *a) {
   sy_worker *w = a->data;
   if (atomic_load(&w->gw->draining)) start_drain(w);
+  maybe_stop(w);
 }
 
 void sy_worker_drain(sy_worker *w) { uv_async_send(&w->wakeup); }
