@@ -67,6 +67,11 @@ int sy_listen_socket(const char *host, uint16_t port, int *fd_out, uint16_t *bou
 
 static void maybe_stop(sy_worker *w) {
   if (!w->draining || w->n_conns > 0 || w->jobs_out > 0 || w->stopped) return;
+  uv_mutex_lock(&w->jobs_mu);
+  int pending = w->tasks != NULL;
+  if (!pending) w->stopped_posting = 1;
+  uv_mutex_unlock(&w->jobs_mu);
+  if (pending) return; /* on_jobs runs them, then comes back here */
   w->stopped = 1;
   sy__shadows_abort_all(w);
   sy_route_view_release(&w->rview);
@@ -124,12 +129,40 @@ void sy__worker_job_done(struct sy_capture_job *job) {
   uv_async_send(&w->jobs_async);
 }
 
+int sy_worker_post(sy_worker *w, void (*fn)(sy_worker *w, void *arg), void *arg) {
+  sy_worker_task *t = malloc(sizeof *t);
+  if (!t) return SY_ENOMEM;
+  t->fn = fn;
+  t->arg = arg;
+  t->next = NULL;
+  uv_mutex_lock(&w->jobs_mu);
+  if (w->stopped_posting) {
+    uv_mutex_unlock(&w->jobs_mu);
+    free(t);
+    return SY_ECLOSED;
+  }
+  if (w->tasks_tail) w->tasks_tail->next = t;
+  else w->tasks = t;
+  w->tasks_tail = t;
+  uv_mutex_unlock(&w->jobs_mu);
+  uv_async_send(&w->jobs_async);
+  return 0;
+}
+
 static void on_jobs(uv_async_t *a) {
   sy_worker *w = a->data;
   uv_mutex_lock(&w->jobs_mu);
   sy_capture_job *list = w->jobs_done;
   w->jobs_done = NULL;
+  sy_worker_task *tasks = w->tasks;
+  w->tasks = w->tasks_tail = NULL;
   uv_mutex_unlock(&w->jobs_mu);
+  while (tasks) {
+    sy_worker_task *t = tasks;
+    tasks = t->next;
+    t->fn(w, t->arg);
+    free(t);
+  }
   while (list) {
     sy_capture_job *j = list;
     list = j->next;

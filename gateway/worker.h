@@ -27,6 +27,16 @@ typedef struct sy_gateway {
   sy_shadow_cap shadow_cap;  /* process-wide cap on shadow calls in flight */
 } sy_gateway;
 
+struct sy_worker;
+
+/* A task posted to a worker's loop from another thread (the gRPC
+ * completion-queue thread posts inference calls this way). */
+typedef struct sy_worker_task {
+  void (*fn)(struct sy_worker *w, void *arg);
+  void *arg;
+  struct sy_worker_task *next;
+} sy_worker_task;
+
 typedef struct sy_worker {
   unsigned id;
   sy_gateway *gw;
@@ -50,8 +60,10 @@ typedef struct sy_worker {
   uv_mutex_t jobs_mu;
   struct sy_capture_job *jobs_done; /* under jobs_mu */
   unsigned jobs_out;         /* feedback jobs handed to the writer, not yet back */
+  sy_worker_task *tasks, *tasks_tail; /* under jobs_mu; run by the jobs_async callback */
   int draining;              /* worker-local copy of gw->draining */
   int stopped;
+  int stopped_posting;       /* under jobs_mu: sy_worker_post refuses */
   char read_buf[64 * 1024];  /* reads are consumed synchronously, so one buffer serves all */
   int read_buf_busy;
 } sy_worker;
@@ -75,6 +87,11 @@ void sy_worker_join(sy_worker *w);
 /* The capture writer's completion hook for feedback jobs (any thread):
  * hands the job back to its worker's loop. */
 void sy__worker_job_done(struct sy_capture_job *job);
+
+/* Runs fn(w, arg) on the worker's loop thread, soon. Thread-safe. Returns 0,
+ * or SY_ECLOSED when the worker is stopping (fn will not run; the caller
+ * keeps arg) or SY_ENOMEM. Tasks posted before the worker stops always run. */
+int sy_worker_post(sy_worker *w, void (*fn)(sy_worker *w, void *arg), void *arg);
 
 /* Called by a connection when it is freed (drain bookkeeping). */
 void sy__worker_conn_closed(sy_worker *w);
