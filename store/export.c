@@ -221,9 +221,11 @@ out:
 }
 
 /* The captured answer of a capture, or NULL when it failed or is empty. */
-static cJSON *captured_answer(const sy_capture *c) {
+/* The answer the capture holds; a failed or cut one only when allow_failed
+ * (--include-errors keeps partial answers). */
+static cJSON *captured_answer(const sy_capture *c, int allow_failed) {
   cJSON *m = NULL;
-  if (!status_ok(c)) return NULL;
+  if (!status_ok(c) && !allow_failed) return NULL;
   sy_ftjson_answer(c->response_body.data, c->response_body.len, &m);
   return m;
 }
@@ -242,8 +244,8 @@ static int cascade_pair(exp_ctx *x, const sy_capture *att) {
   if (rc == 0) {
     fb_info fi;
     analyse_feedback(fb, nfb, &fi);
-    pref = fi.correction ? sy_ftjson_text_answer(fi.correction) : captured_answer(parent);
-    npref = captured_answer(att);
+    pref = fi.correction ? sy_ftjson_text_answer(fi.correction) : captured_answer(parent, 0);
+    npref = captured_answer(att, 0);
   }
   rc = rc == SY_ENOMEM ? rc : 0;
   if (rc == 0) rc = write_pair(x, msgs, tools, pref, npref, &x->sum->pairs_cascade);
@@ -270,7 +272,7 @@ static int rating_pair(exp_ctx *x, const sy_capture *c, const fb_info *fi, uint6
   sl->done = 1;
   sy_capture *oc = NULL;
   cJSON *oans = NULL;
-  if (sy_store_get_capture(x->s, other, &oc) == 0) oans = captured_answer(oc);
+  if (sy_store_get_capture(x->s, other, &oc) == 0) oans = captured_answer(oc, 0);
   int rc = write_pair(x, msgs, tools, pos ? ans : oans, pos ? oans : ans, &x->sum->pairs_rating);
   cJSON_Delete(oans);
   sy_store_capture_free(oc);
@@ -365,7 +367,7 @@ static int export_cb(void *ctx, const sy_capture *c, sy_feedback *const *fb, siz
     goto out;
   }
   uint64_t phash = XXH3_64bits_withSeed(x->norm.data, x->norm.len, SPLIT_SEED);
-  captured = captured_answer(c);
+  captured = captured_answer(c, o->include_errors);
 
   if (o->pairs) {
     if (fi.correction) {
