@@ -100,13 +100,15 @@ static void log_drop(sy_capture_pipe *p, const char *why) {
 }
 
 int sy_capture_submit(sy_capture_pipe *p, sy_capture_job *job) {
+  /* Read before queueing: once queued, the writer may free the job. */
+  const sy_job_kind kind = job->kind;
   size_t cap = p->cfg->capture.queue_size;
-  if (job->kind == SY_JOB_FEEDBACK) cap += SY_CAPTURE_FEEDBACK_RESERVE;
+  if (kind == SY_JOB_FEEDBACK) cap += SY_CAPTURE_FEEDBACK_RESERVE;
   job->next = NULL;
   pthread_mutex_lock(&p->mu);
   if (p->stopping || p->n >= cap) {
     pthread_mutex_unlock(&p->mu);
-    if (job->kind == SY_JOB_CAPTURE) {
+    if (kind == SY_JOB_CAPTURE) {
       atomic_fetch_add(&p->stats.dropped_full, 1);
       log_drop(p, "queue full");
     }
@@ -119,7 +121,7 @@ int sy_capture_submit(sy_capture_pipe *p, sy_capture_job *job) {
   atomic_store(&p->stats.queue_depth, p->n);
   if (p->n == 1 || p->n >= p->cfg->capture.batch_max) pthread_cond_signal(&p->cv);
   pthread_mutex_unlock(&p->mu);
-  if (job->kind == SY_JOB_CAPTURE) atomic_fetch_add(&p->stats.queued, 1);
+  if (kind == SY_JOB_CAPTURE) atomic_fetch_add(&p->stats.queued, 1);
   return 0;
 }
 

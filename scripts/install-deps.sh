@@ -46,7 +46,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     SUDO=()
   elif command -v sudo >/dev/null 2>&1; then
-    SUDO=(sudo --preserve-env=DEBIAN_FRONTEND)
+    SUDO=(sudo env DEBIAN_FRONTEND=noninteractive)
   else
     echo "install-deps: need root or sudo to install: ${missing[*]}" >&2
     exit 1

@@ -13,7 +13,8 @@
 #   ./.switchyard/client-key    the key apps send (generated once, mode 600)
 #   ./.switchyard/config.json   the generated config (rewritten on every run)
 #   ./.switchyard/mock.log      the mock's output, when the mock is used
-# SWITCHYARD_LISTEN=HOST:PORT changes the address (default 127.0.0.1:8080).
+# SWITCHYARD_LISTEN=HOST:PORT changes the address (default 127.0.0.1:8080);
+# SY_BUILD_DIR changes the build directory (default build/ in the repo).
 # Ctrl-C stops the gateway (it drains in-flight requests) and the mock.
 set -euo pipefail
 
@@ -22,12 +23,13 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 "$repo/scripts/install-deps.sh"
 
+build=${SY_BUILD_DIR:-$repo/build}
 jobs=$(nproc 2>/dev/null || echo 2)
-cmake -S "$repo" -B "$repo/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$repo/build" -j"$jobs" --target switchyard switchyard-mock
+cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$build" -j"$jobs" --target switchyard switchyard-mock
 
-bin="$repo/build/gateway/switchyard"
-mock_bin="$repo/build/loadtest/switchyard-mock"
+bin="$build/gateway/switchyard"
+mock_bin="$build/loadtest/switchyard-mock"
 
 listen=${SWITCHYARD_LISTEN:-127.0.0.1:8080}
 host=${listen%:*}
@@ -56,6 +58,7 @@ key=$(head -n 1 "$keyfile")
 key_sha=$("$bin" hash-key <"$keyfile")
 
 mock_pid=
+# shellcheck disable=SC2317  # called through the EXIT trap
 cleanup() {
   if [ -n "$mock_pid" ]; then
     kill "$mock_pid" 2>/dev/null || true

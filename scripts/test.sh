@@ -7,7 +7,8 @@
 #
 # Environment: SY_TEST_SKIP_DEPS=1 skips scripts/install-deps.sh;
 # SY_TEST_ONLY=plain|asan runs one of the two; CTEST_ARGS adds ctest options
-# (for example CTEST_ARGS="-R integration/gateway").
+# (for example CTEST_ARGS="-R integration/gateway"); SY_BUILD_DIR and
+# SY_ASAN_BUILD_DIR change the two build directories.
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
@@ -52,12 +53,12 @@ rc_asan=0
 only=${SY_TEST_ONLY:-}
 
 if [ -z "$only" ] || [ "$only" = plain ]; then
-  run plain build || rc_plain=$?
+  run plain "${SY_BUILD_DIR:-build}" || rc_plain=$?
 fi
 if [ -z "$only" ] || [ "$only" = asan ]; then
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-  run asan build-asan -DSY_SANITIZE=ON || rc_asan=$?
+  run asan "${SY_ASAN_BUILD_DIR:-build-asan}" -DSY_SANITIZE=ON || rc_asan=$?
 fi
 
 echo

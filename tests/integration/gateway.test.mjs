@@ -124,6 +124,16 @@ test('embeddings (SDK default base64 and explicit float) match the upstream', T,
   }
 });
 
+test('a large response (about 1 MB of embeddings) arrives intact', T, async () => {
+  const input = Array.from({ length: 64 }, (_, i) => `big ${i}`);
+  const req = { model: 'text-embedding-3-small', input, dimensions: 1024, encoding_format: 'float' };
+  const viaGw = await sdk.embeddings.create(req).withResponse();
+  const viaMock = await direct.embeddings.create(req);
+  assert.equal(viaGw.data.data.length, 64);
+  assert.equal(viaGw.data.data[0].embedding.length, 1024);
+  assert.deepEqual(viaGw.data, viaMock);
+});
+
 test('models list matches the upstream', T, async () => {
   const ids = [];
   for await (const m of sdk.models.list()) ids.push(m.id);

@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   startMock, startGateway, stopAll, mockReply, mockRequests, mockRequestsWith, marker,
-  RawConn, rawRequest, httpRequest, openaiError, chatBody, sleep, UPSTREAM_KEY,
+  RawConn, rawRequest, httpRequest, openaiError, chatBody, sleep, UPSTREAM_KEY, parseResponses,
 } from './lib/harness.mjs';
 
 const MAX_HEADER = 8192;
@@ -100,6 +100,41 @@ test('pipelining: two requests in one write, answers in order', T, async () => {
     assertChatOk(rs[1], b);
     assert.equal(rs[2].status, 200);
     assert.notEqual(requestId(rs[0]), requestId(rs[1]));
+  } finally {
+    c.close();
+  }
+});
+
+test('Connection: close is honoured, even with a request pipelined behind it', T, async () => {
+  const a = `close-a ${marker()}`;
+  const b = `close-b ${marker()}`;
+  const c = new RawConn(gw.port);
+  await c.connect();
+  try {
+    await c.write(Buffer.concat([chatReq(a, { Connection: 'close' }), chatReq(b)]));
+    const [r] = await c.readResponses(1);
+    assertChatOk(r, a);
+    await c.waitClosed(3000);
+    assert.equal(parseResponsesCount(c.buf), 0, 'nothing answered after Connection: close');
+  } finally {
+    c.close();
+  }
+  assert.equal((await mockRequestsWith(mock, b)).length, 0, 'the request after close was not run');
+});
+
+function parseResponsesCount(buf) {
+  return buf.length === 0 ? 0 : buf.toString('latin1').split('HTTP/1.1 ').length - 1;
+}
+
+test('HTTP/1.0 request gets an answer and a close', T, async () => {
+  const c = new RawConn(gw.port);
+  await c.connect();
+  try {
+    await c.write('GET /healthz HTTP/1.0\r\n\r\n');
+    await c.waitClosed(3000);
+    const { responses } = parseResponses(c.buf, true);
+    assert.equal(responses.length, 1);
+    assert.equal(responses[0].status, 200);
   } finally {
     c.close();
   }

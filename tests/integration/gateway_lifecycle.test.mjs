@@ -129,6 +129,34 @@ test('a connection that never sends anything is closed too', T, async () => {
   assert.equal(await gw.stop(), 0);
 });
 
+test('connections past --max-connections are closed; the others keep working', T, async () => {
+  const gw = await startGateway(mock.url + '/v1', { workers: 1, args: ['--max-connections', '2'] });
+  const held = [];
+  for (let i = 0; i < 2; i++) {
+    const c = new RawConn(gw.port);
+    await c.connect();
+    await c.write(httpRequest('GET', '/healthz'));
+    assert.equal((await c.readResponses(1))[0].status, 200);
+    held.push(c);
+  }
+  const extra = new RawConn(gw.port);
+  await extra.connect();
+  await extra.write(httpRequest('GET', '/healthz'));
+  await extra.waitClosed(3000);
+  const got = extra.buf.toString('latin1');
+  assert.ok(got === '' || /^HTTP\/1\.1 503 /.test(got), `over the limit: ${got.slice(0, 100)}`);
+  extra.close();
+  // The held ones still work, and a slot frees up when one closes.
+  await held[0].write(httpRequest('GET', '/healthz'));
+  assert.equal((await held[0].readResponses(1))[0].status, 200);
+  held[1].close();
+  await sleep(200);
+  const r = await rawRequest(gw.port, httpRequest('GET', '/healthz'));
+  assert.equal(r.status, 200);
+  held[0].close();
+  assert.equal(await gw.stop(), 0);
+});
+
 /* ------------------------------------------------------------ shutdown */
 
 /** Starts a slow stream on a raw connection; resolves once content is flowing. */

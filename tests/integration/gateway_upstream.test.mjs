@@ -185,6 +185,27 @@ test('a slow upstream does not block other requests on the same gateway', T, asy
   assert.equal((await mockRequestsWith(mock, slow)).length, 1);
 });
 
+test('a client that disconnects mid-stream frees the upstream connection', T, async () => {
+  // One upstream connection only: if the aborted transfer kept running, the
+  // next request would wait for the whole slow stream (about 3 s).
+  const one = await startGateway(mock.url + '/v1', { workers: 1,
+    args: ['--upstream-max-connections', '1'] });
+  const c = new RawConn(one.port);
+  await c.connect();
+  await c.write(post(one, chatBody(`gone ${marker()}`, { stream: true }),
+    { 'x-mock-chunks': '30', 'x-mock-chunk-delay-ms': '100' }));
+  await c.waitFor(() => c.buf.includes('"content"'), 3000, 'first streamed chunk');
+  c.close();
+  await sleep(100);
+  const text = `next ${marker()}`;
+  const t0 = Date.now();
+  const r = await rawRequest(one.port, post(one, chatBody(text)), 5000);
+  const took = Date.now() - t0;
+  assert.equal(JSON.parse(r.text).choices[0].message.content, mockReply(text));
+  assert.ok(took < 1500, `next request took ${took} ms: the aborted stream still held the upstream`);
+  assert.equal(await one.stop(), 0);
+});
+
 async function healthy() {
   const h = await rawRequest(gw.port, httpRequest('GET', '/healthz'));
   assert.equal(h.status, 200, 'gateway still healthy');
