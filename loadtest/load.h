@@ -1,0 +1,172 @@
+#ifndef SY_LOAD_H
+#define SY_LOAD_H
+
+/* switchyard-load internals: an open-loop / closed-loop load generator.
+ *
+ *   load.c         main and the command line
+ *   load_run.c     the engine: schedule, connection slots, queue, stats
+ *   load_http.c    HTTP/1.1 keep-alive target (libuv + http-parser)
+ *   load_report.c  the readable summary and the JSON report
+ *   load_mix.c     request bodies (--body, --mix JSONL, export replay)
+ *   load_hist.c    log-bucketed latency histogram
+ *   load_zipf.c    seeded generator, Zipf user ids
+ *   load_sched.c   open-loop schedule arithmetic and the pending queue
+ *
+ * The engine knows nothing about the wire: it talks to a target through
+ * sy_load_target_ops (a table of functions over numbered "slots", each of
+ * which carries one request at a time). The HTTP target maps a slot to a
+ * keep-alive TCP connection; a gRPC target would map it to one call at a
+ * time on a shared channel, with the same callbacks. Everything runs on one
+ * libuv loop; nothing here is thread-safe. */
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <uv.h>
+
+#include "loadtest/load_hist.h"
+#include "loadtest/load_mix.h"
+
+/* Limits on the command line. */
+#define SY_LOAD_MAX_CONNECTIONS 20000
+#define SY_LOAD_MAX_HEADERS 64            /* --header flags */
+#define SY_LOAD_MAX_HEADER_BYTES 8192     /* one --header */
+#define SY_LOAD_MAX_SECONDS 600.0         /* hard cap on warm-up + duration */
+#define SY_LOAD_MAX_RATE 10000000.0       /* req/s */
+#define SY_LOAD_MAX_REQUESTS 1000000000ull
+#define SY_LOAD_MAX_TIMEOUT_MS 600000u
+#define SY_LOAD_MAX_URL 4096
+#define SY_LOAD_DEFAULT_QUEUE 100000u
+#define SY_LOAD_DEFAULT_TIMEOUT_MS 30000u
+#define SY_LOAD_DEFAULT_CONNECTIONS 16u
+#define SY_LOAD_DEFAULT_ZIPF 1.1
+
+/* Why a request failed. Order is the report's order. */
+typedef enum {
+  SY_LOAD_OK = 0,
+  SY_LOAD_E_CONNECT,    /* connection refused / unreachable / connect timed out */
+  SY_LOAD_E_TIMEOUT,    /* no complete answer within --timeout-ms of sending */
+  SY_LOAD_E_HTTP_4XX,
+  SY_LOAD_E_HTTP_5XX,
+  SY_LOAD_E_HTTP_OTHER, /* 1xx (other than 100) / 3xx final status */
+  SY_LOAD_E_RESET,      /* connection reset or closed before the answer ended */
+  SY_LOAD_E_PARSE,      /* the answer was not valid HTTP/1.1 */
+  SY_LOAD_E_QUEUE_FULL, /* open loop: every connection busy and the queue full */
+  SY_LOAD_E_CLIENT,     /* the generator itself failed (memory, limits) */
+  SY_LOAD_E_COUNT
+} sy_load_err;
+
+/* "connect", "timeout", "http_4xx", ... (the JSON report's keys). */
+const char *sy_load_err_name(sy_load_err e);
+
+typedef struct sy_load_cfg {
+  const char *url;
+  double rate;           /* req/s; 0 = closed loop */
+  unsigned connections;
+  uint64_t requests;     /* measured requests to send; 0 = bounded by time only */
+  double duration_s;     /* measured seconds; 0 = bounded by requests only */
+  double warmup_s;       /* excluded from the statistics */
+  unsigned timeout_ms;   /* per request, connect included */
+  size_t queue_max;      /* open loop: requests waiting for a connection */
+  const char *body_file; /* --body */
+  const char *mix_file;  /* --mix */
+  const char *model;
+  const char *headers[SY_LOAD_MAX_HEADERS]; /* "Name: value", validated */
+  size_t nheaders;
+  int stream;
+  size_t users;          /* Zipf-distributed end-user ids; 0 = none */
+  double zipf_s;
+  uint64_t seed;
+  const char *json_path;
+  int quiet;
+} sy_load_cfg;
+
+/* One request as a target sees it. `item` belongs to the mix and outlives
+ * the run; user is a Zipf rank (1..users), 0 for no user id. */
+typedef struct sy_load_req {
+  const sy_load_item *item;
+  uint32_t user;
+} sy_load_req;
+
+typedef struct sy_load_result {
+  sy_load_err kind;
+  int status; /* final HTTP status; 0 when none arrived */
+} sy_load_result;
+
+/* The engine's callbacks, called by targets from the loop. Times come from
+ * uv_hrtime() at the moment the bytes were read. */
+typedef struct sy_load_sink {
+  void *ctx;
+  /* a connect() finished: status 0 or a libuv error */
+  void (*connected)(void *ctx, size_t slot, int status);
+  /* the first byte of the response body (the first SSE data when streaming) */
+  void (*first_byte)(void *ctx, size_t slot, uint64_t t_ns);
+  /* one streamed event (SSE "...\n\n") completed */
+  void (*chunk)(void *ctx, size_t slot, uint64_t t_ns);
+  /* the request ended. The slot is free again when this is called, and the
+   * callee may send() on it straight away. */
+  void (*done)(void *ctx, size_t slot, const sy_load_result *r, uint64_t t_ns);
+} sy_load_sink;
+
+typedef struct sy_load_target sy_load_target;
+
+typedef struct sy_load_target_ops {
+  const char *name;
+  /* Sets up `nslots` idle, unconnected slots on `loop`; the sink is copied.
+   * 0, or a negative code with a message in err (bad URL, unresolvable host,
+   * SY_ENOMEM). */
+  int (*create)(uv_loop_t *loop, const sy_load_cfg *cfg, const sy_load_sink *sink, size_t nslots,
+                sy_load_target **out, char *err, size_t errsz);
+  /* Opens slot's connection ahead of its first request; exactly one
+   * sink->connected follows a 0 return. Only on an idle, unconnected slot. */
+  int (*connect)(sy_load_target *t, size_t slot);
+  /* Sends req on an idle slot (connecting first if needed); exactly one
+   * sink->done follows a 0 return, never from inside this call. A negative
+   * return (SY_ENOMEM, SY_ETOOBIG) means nothing was sent. */
+  int (*send)(sy_load_target *t, size_t slot, const sy_load_req *req);
+  /* Starts closing every handle; no callback is made after this. The loop
+   * must then run until the closes complete, and destroy() frees. */
+  void (*close)(sy_load_target *t);
+  void (*destroy)(sy_load_target *t);
+} sy_load_target_ops;
+
+/* HTTP/1.1 keep-alive over plain TCP (load_http.c). */
+extern const sy_load_target_ops sy_load_http_ops;
+
+/* Everything a run measured. Latencies are in µs. */
+typedef struct sy_load_stats {
+  uint64_t scheduled;   /* measured requests the schedule produced */
+  uint64_t sent;        /* of which handed to a connection */
+  uint64_t completed;   /* answered with a final HTTP status (any) */
+  uint64_t ok;          /* answered 2xx */
+  uint64_t failed;      /* sum of errors[] */
+  uint64_t unfinished;  /* still queued or in flight when the run was cut off */
+  uint64_t warmup;      /* requests sent during the warm-up (not counted above) */
+  uint64_t errors[SY_LOAD_E_COUNT];
+  uint64_t status[600]; /* measured answers by final status */
+  uint64_t queue_peak;
+  uint64_t connects;    /* TCP connections opened (preconnect and reconnects) */
+  double window_s;      /* measured window: first measured intended time to last answer */
+  double throughput;    /* ok / window_s */
+  double achieved_rate; /* open loop: measured send pace (sent - 1) / (last - first send) */
+  double elapsed_s;     /* whole run, warm-up and drain included */
+  int interrupted;      /* stopped by SIGINT / SIGTERM */
+  sy_load_hist latency; /* from the intended send time (open loop) / send (closed) */
+  sy_load_hist service; /* from the moment the request was handed to a connection */
+  sy_load_hist ttfb;    /* to the first body byte, from the intended send time */
+  sy_load_hist gap;     /* between consecutive streamed events */
+} sy_load_stats;
+
+/* Runs one load test to its bounds on a private loop and fills *st. 0, or
+ * a negative code with a message in err (target set-up failed, SY_ENOMEM).
+ * Errors of the requests themselves are counted, not returned. */
+int sy_load_run(const sy_load_cfg *cfg, const sy_load_mix *mix, const sy_load_target_ops *ops,
+                sy_load_stats *st, char *err, size_t errsz);
+
+/* The readable summary. */
+void sy_load_report_text(FILE *out, const sy_load_cfg *cfg, const sy_load_stats *st);
+/* Writes the JSON report (config and every number) to path ("-" = stdout).
+ * 0, SY_ENOMEM or SY_EIO (reason logged). */
+int sy_load_report_json(const char *path, const sy_load_cfg *cfg, const sy_load_stats *st);
+
+#endif
