@@ -6,7 +6,7 @@
  * CURLMOPT_TIMERFUNCTION drives one uv_timer. curl_multi_socket_action is
  * only called from libuv callbacks, never from inside curl's callbacks.
  * Easy handles are kept on a free list and reset for reuse. */
-#include "gateway/upstream.h"
+#include "gateway/upstream_curl.h"
 
 #include <assert.h>
 #include <curl/curl.h>
@@ -25,24 +25,25 @@ typedef struct sy_sock {
   uv_poll_t poll;
   curl_socket_t fd;
   int events;
-  sy_upstream_pool *pool;
+  sy_curl_pool *pool;
   struct sy_sock *next, *prev; /* every live poll, so close can find them */
 } sy_sock;
 
-struct sy_upstream_pool {
+struct sy_curl_pool {
   uv_loop_t *loop;
   CURLM *multi;
   uv_timer_t timer;
   sy_sock *socks;
-  sy_upstream_req *reqs; /* in flight */
+  sy_curl_req *reqs; /* in flight */
   CURL *free_easy[SY_UP_FREE_EASY_MAX];
   unsigned n_free_easy;
   unsigned active;
   int closing;
 };
 
-struct sy_upstream_req {
-  sy_upstream_pool *pool;
+struct sy_curl_req {
+  int kind; /* SY_UP_KIND_CURL: the dispatch in upstream.c reads it */
+  sy_curl_pool *pool;
   CURL *easy;
   struct curl_slist *slist;
   const sy_upstream_handler *h;
@@ -54,7 +55,7 @@ struct sy_upstream_req {
   int in_callback;   /* inside one of curl's callbacks: no abort from here */
   int aborted_by_handler;
   char *url;
-  sy_upstream_req *next, *prev;
+  sy_curl_req *next, *prev;
 };
 
 int sy_upstream_global_init(void) {
@@ -63,16 +64,16 @@ int sy_upstream_global_init(void) {
 
 void sy_upstream_global_cleanup(void) { curl_global_cleanup(); }
 
-unsigned sy_upstream_pool_active(const sy_upstream_pool *p) { return p->active; }
+unsigned sy_curl_pool_active(const sy_curl_pool *p) { return p->active; }
 
 /* ---- socket and timer glue ------------------------------------------------ */
 
-static void check_done(sy_upstream_pool *p);
+static void check_done(sy_curl_pool *p);
 
 static void sock_closed(uv_handle_t *h) { free(h->data); }
 
 static void sock_release(sy_sock *s) {
-  sy_upstream_pool *p = s->pool;
+  sy_curl_pool *p = s->pool;
   if (s->prev) s->prev->next = s->next;
   else p->socks = s->next;
   if (s->next) s->next->prev = s->prev;
@@ -82,7 +83,7 @@ static void sock_release(sy_sock *s) {
 
 static void on_poll(uv_poll_t *h, int status, int events) {
   sy_sock *s = h->data;
-  sy_upstream_pool *p = s->pool;
+  sy_curl_pool *p = s->pool;
   int flags = 0;
   if (status < 0) flags = CURL_CSELECT_ERR;
   if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
@@ -94,7 +95,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
 
 static int sock_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp) {
   (void)e;
-  sy_upstream_pool *p = userp;
+  sy_curl_pool *p = userp;
   sy_sock *s = socketp;
   if (what == CURL_POLL_REMOVE) {
     if (s) {
@@ -129,7 +130,7 @@ static int sock_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socke
 }
 
 static void on_timer(uv_timer_t *t) {
-  sy_upstream_pool *p = t->data;
+  sy_curl_pool *p = t->data;
   int running;
   curl_multi_socket_action(p->multi, CURL_SOCKET_TIMEOUT, 0, &running);
   check_done(p);
@@ -137,7 +138,7 @@ static void on_timer(uv_timer_t *t) {
 
 static int timer_cb(CURLM *m, long timeout_ms, void *userp) {
   (void)m;
-  sy_upstream_pool *p = userp;
+  sy_curl_pool *p = userp;
   if (timeout_ms < 0) uv_timer_stop(&p->timer);
   else uv_timer_start(&p->timer, on_timer, (uint64_t)timeout_ms, 0);
   return 0;
@@ -145,8 +146,8 @@ static int timer_cb(CURLM *m, long timeout_ms, void *userp) {
 
 /* ---- pool ------------------------------------------------------------------ */
 
-int sy_upstream_pool_new(uv_loop_t *loop, long max_host_conns, sy_upstream_pool **out) {
-  sy_upstream_pool *p = calloc(1, sizeof *p);
+int sy_curl_pool_new(uv_loop_t *loop, long max_host_conns, sy_curl_pool **out) {
+  sy_curl_pool *p = calloc(1, sizeof *p);
   if (!p) return SY_ENOMEM;
   p->loop = loop;
   p->multi = curl_multi_init();
@@ -169,13 +170,13 @@ fail_multi:
   return SY_ENOMEM;
 }
 
-static void req_free(sy_upstream_req *r);
+static void req_free(sy_curl_req *r);
 
 static void pool_closed(uv_handle_t *h) { free(h->data); }
 
-void sy_upstream_pool_close(sy_upstream_pool *p) {
+void sy_curl_pool_close(sy_curl_pool *p) {
   p->closing = 1;
-  while (p->reqs) sy_upstream_abort(p->reqs);
+  while (p->reqs) sy_curl_abort(p->reqs);
   for (unsigned i = 0; i < p->n_free_easy; i++) curl_easy_cleanup(p->free_easy[i]);
   p->n_free_easy = 0;
   /* Closing the cached connections calls sock_cb(REMOVE) for their polls. */
@@ -198,7 +199,7 @@ static int is_hop_header(const char *name, size_t n) {
 }
 
 static size_t header_cb(char *buf, size_t size, size_t nitems, void *ud) {
-  sy_upstream_req *r = ud;
+  sy_curl_req *r = ud;
   size_t n = size * nitems;
   if (r->head_done) return n; /* trailers: not forwarded */
   if (n >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
@@ -234,7 +235,7 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *ud) {
 }
 
 static size_t write_cb(char *data, size_t size, size_t nmemb, void *ud) {
-  sy_upstream_req *r = ud;
+  sy_curl_req *r = ud;
   size_t n = size * nmemb;
   r->in_callback++;
   int rc = r->h->on_body(r->ctx, data, n);
@@ -267,7 +268,7 @@ static sy_up_result map_result(CURLcode c) {
   }
 }
 
-static void check_done(sy_upstream_pool *p) {
+static void check_done(sy_curl_pool *p) {
   CURLMsg *m;
   int left;
   while ((m = curl_multi_info_read(p->multi, &left))) {
@@ -275,7 +276,7 @@ static void check_done(sy_upstream_pool *p) {
     /* Copy out of the message before the handle is removed. */
     CURL *e = m->easy_handle;
     CURLcode code = m->data.result;
-    sy_upstream_req *r = NULL;
+    sy_curl_req *r = NULL;
     curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&r);
     sy_up_result res = map_result(code);
     if (code == CURLE_WRITE_ERROR && r->aborted_by_handler) res = SY_UP_EABORTED;
@@ -289,8 +290,8 @@ static void check_done(sy_upstream_pool *p) {
   }
 }
 
-static void req_free(sy_upstream_req *r) {
-  sy_upstream_pool *p = r->pool;
+static void req_free(sy_curl_req *r) {
+  sy_curl_pool *p = r->pool;
   if (r->prev) r->prev->next = r->next;
   else p->reqs = r->next;
   if (r->next) r->next->prev = r->prev;
@@ -308,18 +309,19 @@ static void req_free(sy_upstream_req *r) {
   free(r);
 }
 
-void sy_upstream_abort(sy_upstream_req *r) {
+void sy_curl_abort(sy_curl_req *r) {
   assert(!r->in_callback);
   req_free(r);
 }
 
-void sy_upstream_resume(sy_upstream_req *r) { curl_easy_pause(r->easy, CURLPAUSE_CONT); }
+void sy_curl_resume(sy_curl_req *r) { curl_easy_pause(r->easy, CURLPAUSE_CONT); }
 
-int sy_upstream_start(sy_upstream_pool *p, const sy_upstream_spec *s,
-                      const sy_upstream_handler *h, void *ctx, sy_upstream_req **out) {
+int sy_curl_start(sy_curl_pool *p, const sy_upstream_spec *s,
+                      const sy_upstream_handler *h, void *ctx, sy_curl_req **out) {
   if (p->closing) return SY_ECLOSED;
-  sy_upstream_req *r = calloc(1, sizeof *r);
+  sy_curl_req *r = calloc(1, sizeof *r);
   if (!r) return SY_ENOMEM;
+  r->kind = SY_UP_KIND_CURL;
   r->pool = p;
   r->h = h;
   r->ctx = ctx;

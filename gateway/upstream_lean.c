@@ -18,6 +18,7 @@
  * on the pool's `done` list and the pool timer reports it at once from the
  * loop; the same timer expires requests that wait in a queue too long. */
 #include "gateway/upstream_lean.h"
+#include "gateway/upstream_curl.h"
 
 #include <assert.h>
 #include <http_parser.h>
@@ -58,7 +59,6 @@ static void l_push_back(lnk *h, lnk *e) { l_insert_after(h->prev, e); }
 enum { RES_NONE = 0, RES_RESOLVING, RES_OK };
 enum { REQ_QUEUED = 1, REQ_ACTIVE, REQ_DONE_PENDING };
 enum { CONN_CONNECTING = 1, CONN_BUSY, CONN_IDLE, CONN_CLOSING };
-enum { HDR_NONE = 0, HDR_FIELD, HDR_VALUE, HDR_SKIP };
 enum { FEED_MORE = 0, FEED_PAUSED, FEED_DONE };
 
 typedef struct sy_lean_conn sy_lean_conn;
@@ -76,6 +76,7 @@ typedef struct sy_lean_host {
   lnk queue;        /* sy_lean_req, FIFO */
   lnk idle;         /* sy_lean_conn, most recently used first */
   lnk busy;         /* sy_lean_conn connecting or carrying a request */
+  int pumping;      /* host_pump() is on the stack: it will see the change */
 } sy_lean_host;
 
 typedef struct sy_lean_target {
@@ -106,6 +107,7 @@ struct sy_lean_pool {
 };
 
 struct sy_lean_req {
+  int kind; /* SY_UP_KIND_LEAN: the dispatch in upstream.c reads it; first member */
   lnk link; /* host->queue or pool->done */
   sy_lean_pool *pool;
   sy_lean_host *host;
@@ -118,12 +120,9 @@ struct sy_lean_req {
   sy_buf out; /* request line and headers */
   const char *body;
   size_t body_len;
-  sy_buf head; /* filtered response header lines */
-  size_t head_raw;
-  size_t name_off;
-  int hdr_state;
+  sy__lean_head head; /* the response head being filtered */
   int in_cb;
-  unsigned is_head : 1, paused : 1, got_bytes : 1, retried : 1, need_fresh : 1, in_1xx : 1;
+  unsigned head_done : 1, is_head : 1, paused : 1, got_bytes : 1, retried : 1, need_fresh : 1, in_1xx : 1;
   sy_up_result res; /* REQ_DONE_PENDING */
   const char *detail;
 };
@@ -250,7 +249,7 @@ void sy_lean_pool_close(sy_lean_pool *p) {
 static void req_free(sy_lean_req *r) {
   if (r->state == REQ_QUEUED || r->state == REQ_DONE_PENDING) l_remove(&r->link);
   sy_buf_free(&r->out);
-  sy_buf_free(&r->head);
+  sy_buf_free(&r->head.lines);
   r->pool->active--;
   free(r);
 }
@@ -538,10 +537,13 @@ static void host_resolve(sy_lean_host *h) {
 }
 
 /* Gives waiting requests connections, oldest request first. Never calls a
- * user callback itself (failures are deferred), so it is safe anywhere. */
+ * user callback itself (failures are deferred), so it is safe anywhere; a
+ * call made while it runs for the same host (a connection closed inside)
+ * returns at once, the running loop re-reads the queue and the counts. */
 static void host_pump(sy_lean_host *h) {
   sy_lean_pool *p = h->pool;
-  if (p->closing) return;
+  if (p->closing || h->pumping) return;
+  h->pumping = 1;
   while (!l_empty(&h->queue)) {
     sy_lean_req *r = container_of(h->queue.next, sy_lean_req, link);
     if (!r->need_fresh && !l_empty(&h->idle)) {
@@ -557,92 +559,50 @@ static void host_pump(sy_lean_host *h) {
     }
     if (h->res_state != RES_OK) {
       if (h->res_state == RES_NONE) host_resolve(h);
-      return;
+      break;
     }
     if (h->cap && h->n_conns >= h->cap) {
-      if (!r->need_fresh || l_empty(&h->idle)) return;
-      conn_close(container_of(h->idle.prev, sy_lean_conn, link)); /* the oldest; pumps */
+      if (!r->need_fresh || l_empty(&h->idle)) break;
+      conn_close(container_of(h->idle.prev, sy_lean_conn, link)); /* the oldest */
       continue;
     }
     conn_open(h, r);
   }
+  h->pumping = 0;
 }
 
 /* ---- response parsing ------------------------------------------------------------------- */
-
-static int is_hop_header(const char *name, size_t n) {
-  static const char *const hop[] = {"connection", "keep-alive", "proxy-connection",
-                                    "transfer-encoding", "te", "trailer", "upgrade",
-                                    "content-length", "proxy-authenticate"};
-  for (size_t i = 0; i < sizeof hop / sizeof hop[0]; i++)
-    if (strlen(hop[i]) == n && strncasecmp(hop[i], name, n) == 0) return 1;
-  return 0;
-}
 
 static int head_fail(sy_lean_conn *c, const char *why) {
   c->detail = why;
   return -1;
 }
 
-static int head_count(sy_lean_conn *c, size_t n) {
-  sy_lean_req *r = c->req;
-  r->head_raw += n;
-  return r->head_raw > c->host->pool->opts.max_head_bytes;
-}
-
-/* The current header line's value starts (or the line ends without one). */
-static int value_start(sy_lean_req *r) {
-  const char *name = r->head.data + r->name_off;
-  if (is_hop_header(name, r->head.len - r->name_off)) {
-    r->head.len = r->name_off;
-    r->head.data[r->head.len] = '\0';
-    r->hdr_state = HDR_SKIP;
-    return 0;
-  }
-  r->hdr_state = HDR_VALUE;
-  return sy_buf_append(&r->head, ": ", 2);
-}
-
-static int line_end(sy_lean_req *r) {
-  int rc = 0;
-  if (r->hdr_state == HDR_FIELD) rc = value_start(r);
-  if (!rc && r->hdr_state == HDR_VALUE) rc = sy_buf_append(&r->head, "\r\n", 2);
-  r->hdr_state = HDR_NONE;
-  return rc;
-}
-
 static int p_on_status(http_parser *hp, const char *at, size_t len) {
   (void)at;
   sy_lean_conn *c = hp->data;
-  return head_count(c, len) ? head_fail(c, "response head too large") : 0;
+  return sy__lean_head_count(&c->req->head, len) ? head_fail(c, "response head too large") : 0;
 }
 
+/* Trailers come through here too: counted against the limit, not kept. */
 static int p_on_header_field(http_parser *hp, const char *at, size_t len) {
   sy_lean_conn *c = hp->data;
   sy_lean_req *r = c->req;
-  if (head_count(c, len + 4)) return head_fail(c, "response head too large");
-  if (r->hdr_state != HDR_FIELD) {
-    if (line_end(r)) return head_fail(c, "response head too large");
-    r->name_off = r->head.len;
-    r->hdr_state = HDR_FIELD;
-  }
-  return sy_buf_append(&r->head, at, len) ? head_fail(c, "response head too large") : 0;
+  int rc = r->head_done ? sy__lean_head_count(&r->head, len) : sy__lean_head_field(&r->head, at, len);
+  return rc ? head_fail(c, "response head too large") : 0;
 }
 
 static int p_on_header_value(http_parser *hp, const char *at, size_t len) {
   sy_lean_conn *c = hp->data;
   sy_lean_req *r = c->req;
-  if (head_count(c, len)) return head_fail(c, "response head too large");
-  if (r->hdr_state == HDR_FIELD && value_start(r)) return head_fail(c, "response head too large");
-  if (r->hdr_state == HDR_VALUE && sy_buf_append(&r->head, at, len))
-    return head_fail(c, "response head too large");
-  return 0;
+  int rc = r->head_done ? sy__lean_head_count(&r->head, len) : sy__lean_head_value(&r->head, at, len);
+  return rc ? head_fail(c, "response head too large") : 0;
 }
 
 static int p_on_headers_complete(http_parser *hp) {
   sy_lean_conn *c = hp->data;
   sy_lean_req *r = c->req;
-  if (line_end(r)) return head_fail(c, "response head too large");
+  if (sy__lean_head_end(&r->head)) return head_fail(c, "response head too large");
   int status = hp->status_code;
   if (status == 101) return head_fail(c, "unexpected 101 Switching Protocols");
   if (status < 200) { /* 1xx: no body; the real head follows */
@@ -654,12 +614,14 @@ static int p_on_headers_complete(http_parser *hp) {
   if (!(hp->flags & F_CHUNKED) && hp->content_length != ULLONG_MAX)
     clen = (long long)hp->content_length;
   sy_lean_pool *p = c->host->pool;
+  sy_buf *b = &r->head.lines;
+  r->head_done = 1;
   r->in_cb++;
   p->in_cb++;
-  r->h->on_head(r->ctx, status, r->head.data ? r->head.data : "", r->head.len, clen);
+  r->h->on_head(r->ctx, status, b->data ? b->data : "", b->len, clen);
   p->in_cb--;
   r->in_cb--;
-  sy_buf_free(&r->head);
+  sy_buf_free(b);
   return r->is_head ? 1 : 0; /* 1: a response to HEAD has no body */
 }
 
@@ -688,9 +650,7 @@ static int p_on_message_complete(http_parser *hp) {
   sy_lean_req *r = c->req;
   if (r->in_1xx) {
     r->in_1xx = 0;
-    r->head_raw = 0;
-    r->hdr_state = HDR_NONE;
-    sy_buf_reset(&r->head);
+    sy__lean_head_reset(&r->head);
     return 0;
   }
   c->msg_done = 1;
@@ -789,73 +749,51 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     return;
   }
   c->req->got_bytes = 1;
-  sy_lean_pool *p = c->host->pool;
+  sy_lean_pool *p = c->host->pool; /* freed only from a close callback: valid after feed */
   p->rbuf_busy = 1;
   feed(c, buf->base, (size_t)nread, 0);
-  if (!p->closing) p->rbuf_busy = 0; /* p may be gone once closing (freed from the loop) */
+  p->rbuf_busy = 0;
 }
 
 /* ---- public: start / resume / abort ------------------------------------------------------- */
 
-/* Parses http://host[:port][/prefix] into a target (and finds or makes its host). */
+/* Makes the target for a base URL, and its host unless one serves that host:port. */
 static int target_new(sy_lean_pool *p, const sy_upstream_conf *up, sy_lean_target **out) {
-  const char *url = up->base_url;
-  if (strncmp(url, "http://", 7) != 0) return SY_EINVAL;
-  const char *auth = url + 7, *hs = auth, *he, *q;
-  if (*hs == '[') {
-    he = strchr(hs, ']');
-    if (!he) return SY_EINVAL;
-    hs++;
-    q = he + 1;
-  } else {
-    he = hs + strcspn(hs, ":/");
-    q = he;
-  }
-  unsigned long port = 80;
-  if (*q == ':') {
-    char *end;
-    port = strtoul(q + 1, &end, 10);
-    if (end == q + 1 || port == 0 || port > 65535) return SY_EINVAL;
-    q = end;
-  }
-  if ((*q && *q != '/') || he == hs || (size_t)(he - hs) > 255 || memchr(auth, '@', (size_t)(q - auth)))
-    return SY_EINVAL;
-  size_t hlen = (size_t)(he - hs);
-
+  sy__lean_url u;
+  if (sy__lean_parse_url(up->base_url, &u)) return SY_EINVAL;
   sy_lean_host *h = NULL;
   for (lnk *e = p->hosts.next; e != &p->hosts; e = e->next) {
     sy_lean_host *x = container_of(e, sy_lean_host, link);
-    if (x->port == port && strlen(x->name) == hlen && strncasecmp(x->name, hs, hlen) == 0) h = x;
+    if (x->port == u.port && strlen(x->name) == u.host_len &&
+        strncasecmp(x->name, u.host, u.host_len) == 0)
+      h = x;
   }
   sy_lean_target *t = calloc(1, sizeof *t);
   if (!t) return SY_ENOMEM;
-  t->base_url = strdup(url);
-  size_t alen = (size_t)(q - auth);
-  t->host_line_len = 6 + alen + 2;
+  t->base_url = strdup(up->base_url);
+  t->host_line_len = 6 + u.authority_len + 2;
   t->host_line = malloc(t->host_line_len + 1);
   if (!t->base_url || !t->host_line) goto fail;
-  snprintf(t->host_line, t->host_line_len + 1, "Host: %.*s\r\n", (int)alen, auth);
-  t->prefix = t->base_url + (q - url);
+  snprintf(t->host_line, t->host_line_len + 1, "Host: %.*s\r\n", (int)u.authority_len,
+           u.authority);
+  t->prefix = t->base_url + (u.prefix - up->base_url);
   t->prefix_len = strlen(t->prefix);
   if (!h) {
     h = calloc(1, sizeof *h);
-    if (!h) goto fail;
-    h->name = strndup(hs, hlen);
-    if (!h->name) {
+    if (!h || !(h->name = strndup(u.host, u.host_len))) {
       free(h);
       goto fail;
     }
     h->pool = p;
-    h->port = (uint16_t)port;
+    h->port = u.port;
     l_init(&h->queue);
     l_init(&h->idle);
     l_init(&h->busy);
     if (p->opts.max_host_conns) h->cap = p->opts.max_host_conns;
     else h->cap = (up->max_connections + p->opts.workers - 1) / p->opts.workers;
     /* Numeric addresses need no lookup. */
-    struct sockaddr_in *a4 = (struct sockaddr_in *)&h->addr;
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&h->addr;
-    if (uv_ip4_addr(h->name, port, a4) == 0 || uv_ip6_addr(h->name, port, a6) == 0)
+    if (uv_ip4_addr(h->name, u.port, (struct sockaddr_in *)&h->addr) == 0 ||
+        uv_ip6_addr(h->name, u.port, (struct sockaddr_in6 *)&h->addr) == 0)
       h->res_state = RES_OK;
     l_push_back(&p->hosts, &h->link);
   }
@@ -884,76 +822,18 @@ static int target_get(sy_lean_pool *p, const sy_upstream_conf *up, sy_lean_targe
   return target_new(p, up, out);
 }
 
-static int has_crlf(const char *s, size_t n) {
-  return memchr(s, '\r', n) != NULL || memchr(s, '\n', n) != NULL;
-}
-
-/* name is dropped when it frames the message (the client does that itself). */
-static int framing_header(const char *line, size_t n) {
-  return (n == 14 && strncasecmp(line, "content-length", 14) == 0) ||
-         (n == 17 && strncasecmp(line, "transfer-encoding", 17) == 0) ||
-         (n == 10 && strncasecmp(line, "connection", 10) == 0);
-}
-
-/* Builds "METHOD /prefix/path HTTP/1.1\r\nHost: ..\r\n<headers>Content-Length: N\r\n\r\n". */
-static int build_head(sy_lean_req *r, const sy_lean_target *t, const sy_upstream_spec *s) {
-  size_t mlen = strlen(s->method);
-  if (!mlen || memchr(s->method, ' ', mlen) || has_crlf(s->method, mlen) ||
-      memchr(s->path, ' ', s->path_len) || has_crlf(s->path, s->path_len))
-    return SY_EINVAL;
-  /* First pass: check the lines and size the buffer, so it is allocated once. */
-  size_t total = mlen + 1 + t->prefix_len + s->path_len + 11 + t->host_line_len + 40;
-  int own_host = 0;
-  const char *line = s->headers;
-  for (size_t i = 0; i < s->n_headers; i++) {
-    size_t n = strlen(line);
-    const char *colon = memchr(line, ':', n);
-    if (!colon || colon == line || has_crlf(line, n)) return SY_EINVAL;
-    if ((size_t)(colon - line) == 4 && strncasecmp(line, "host", 4) == 0) own_host = 1;
-    total += n + 2;
-    line += n + 1;
-  }
-  if (total > SY_LEAN_MAX_REQ_HEAD_BYTES) return SY_ETOOBIG;
-  sy_buf_init(&r->out, SY_LEAN_MAX_REQ_HEAD_BYTES);
-  int rc = sy_buf_reserve(&r->out, total);
-  if (rc) return rc;
-  sy_buf_append(&r->out, s->method, mlen);
-  sy_buf_append(&r->out, " ", 1);
-  sy_buf_append(&r->out, t->prefix, t->prefix_len);
-  sy_buf_append(&r->out, s->path, s->path_len);
-  sy_buf_append(&r->out, " HTTP/1.1\r\n", 11);
-  if (!own_host) sy_buf_append(&r->out, t->host_line, t->host_line_len);
-  line = s->headers;
-  for (size_t i = 0; i < s->n_headers; i++) {
-    size_t n = strlen(line);
-    const char *colon = memchr(line, ':', n);
-    const char *v = colon + 1;
-    while (*v == ' ' || *v == '\t') v++;
-    if (*v && !framing_header(line, (size_t)(colon - line))) {
-      sy_buf_append(&r->out, line, n);
-      sy_buf_append(&r->out, "\r\n", 2);
-    }
-    line += n + 1;
-  }
-  int no_len = s->body_len == 0 && (strcmp(s->method, "GET") == 0 || r->is_head ||
-                                    strcmp(s->method, "DELETE") == 0 ||
-                                    strcmp(s->method, "OPTIONS") == 0);
-  char cl[40];
-  int m = no_len ? snprintf(cl, sizeof cl, "\r\n")
-                 : snprintf(cl, sizeof cl, "Content-Length: %zu\r\n\r\n", s->body_len);
-  return sy_buf_append(&r->out, cl, (size_t)m);
-}
-
 int sy_lean_start(sy_lean_pool *p, const sy_upstream_spec *s, const sy_upstream_handler *h,
                   void *ctx, sy_lean_req **out) {
   if (p->closing) return SY_ECLOSED;
   if (p->active >= p->opts.max_requests) return SY_EFULL;
   if ((s->body_len && !s->body) || (s->path_len && !s->path) || (s->n_headers && !s->headers))
     return SY_EINVAL;
+  if (s->body_len > UINT32_MAX) return SY_ETOOBIG; /* one uv_buf_t */
   sy_lean_target *t;
   int rc = target_get(p, s->up, &t);
   if (rc) return rc;
   sy_lean_req *r = calloc(1, sizeof *r);
+  if (r) r->kind = SY_UP_KIND_LEAN;
   if (!r) return SY_ENOMEM;
   r->pool = p;
   r->host = t->host;
@@ -963,9 +843,10 @@ int sy_lean_start(sy_lean_pool *p, const sy_upstream_spec *s, const sy_upstream_
   r->body_len = s->body_len;
   r->is_head = strcmp(s->method, "HEAD") == 0;
   r->connect_timeout_ms = s->up->connect_timeout_ms;
-  r->deadline = uv_now(p->loop) + s->up->timeout_ms;
-  sy_buf_init(&r->head, p->opts.max_head_bytes);
-  rc = build_head(r, t, s);
+  r->deadline = uv_now(p->loop) + (s->timeout_ms ? s->timeout_ms : s->up->timeout_ms);
+  sy__lean_head_init(&r->head, p->opts.max_head_bytes);
+  sy_buf_init(&r->out, SY_LEAN_MAX_REQ_HEAD_BYTES);
+  rc = sy__lean_build_head(&r->out, s, t->prefix, t->prefix_len, t->host_line, t->host_line_len);
   if (rc) {
     sy_buf_free(&r->out);
     free(r);

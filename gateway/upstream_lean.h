@@ -111,4 +111,47 @@ unsigned sy_lean_pool_active(const sy_lean_pool *p);
  * for tests and metrics. */
 unsigned sy_lean_pool_conns(const sy_lean_pool *p);
 
+/* ---- internal: the message helpers in upstream_lean_msg.c (pure, no I/O) ---- */
+
+#include "common/buf.h"
+
+/* http://host[:port][/prefix], parsed in place (pointers into the URL). */
+typedef struct sy__lean_url {
+  const char *host;      /* without brackets */
+  size_t host_len;       /* 1..255 */
+  uint16_t port;         /* 80 when absent */
+  const char *authority; /* host[:port] as written: the Host header's value */
+  size_t authority_len;
+  const char *prefix;    /* the rest: "" or "/..." */
+} sy__lean_url;
+
+/* 0 or SY_EINVAL (not http://, no host, bad port, user info, query). */
+int sy__lean_parse_url(const char *url, sy__lean_url *out);
+
+/* Writes the request head for spec into out (sy_buf_init'ed, empty):
+ * "METHOD prefix+path HTTP/1.1", host_line ("Host: ...\r\n") unless the spec
+ * has its own Host line, the spec's lines (empty values and framing fields
+ * skipped), Content-Length (not for GET/HEAD/DELETE/OPTIONS without body),
+ * the blank line. One allocation. 0, SY_EINVAL, SY_ETOOBIG or SY_ENOMEM. */
+int sy__lean_build_head(sy_buf *out, const sy_upstream_spec *s, const char *prefix,
+                        size_t prefix_len, const char *host_line, size_t host_line_len);
+
+/* The response head filter: header callbacks in, "Name: value\r\n" lines
+ * out, hop-by-hop fields and Content-Length left out. raw counts every head
+ * byte seen (status and trailers too) against max. */
+typedef struct sy__lean_head {
+  sy_buf lines;
+  size_t raw, max, name_off;
+  int state;
+} sy__lean_head;
+
+void sy__lean_head_init(sy__lean_head *h, size_t max);
+/* Forgets the lines (a 1xx head) and the byte count; keeps the memory. */
+void sy__lean_head_reset(sy__lean_head *h);
+/* Each returns 0, or SY_ETOOBIG past max (or SY_ENOMEM). */
+int sy__lean_head_count(sy__lean_head *h, size_t n);
+int sy__lean_head_field(sy__lean_head *h, const char *at, size_t len);
+int sy__lean_head_value(sy__lean_head *h, const char *at, size_t len);
+int sy__lean_head_end(sy__lean_head *h); /* the head is complete */
+
 #endif
