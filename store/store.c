@@ -13,6 +13,7 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "store/store_internal.h"
 
 /* Index of each named database in sy_store.dbi; order matches db_names. */
 enum { DB_CAPTURES = 0, DB_FEEDBACK, DB_META, DB_ROUTES, DB_ROUTE_HISTORY, DB_KEYS, DB_COUNT };
@@ -846,3 +847,41 @@ int sy_store_iter_captures(sy_store *s, const sy_store_iter_opts *o, sy_store_ca
   free(items);
   return rc;
 }
+
+/* ---- internal: transactions for the other store modules --------------- */
+
+static const int internal_db_index[] = {
+    [SY__DB_ROUTES] = DB_ROUTES, [SY__DB_ROUTE_HISTORY] = DB_ROUTE_HISTORY, [SY__DB_KEYS] = DB_KEYS};
+
+int sy__store_write(sy_store *s, sy__store_txn_fn fn, void *arg, int durable) {
+  if (!s || !fn || s->read_only) return SY_EINVAL;
+  pthread_mutex_lock(&s->wlock);
+  int rc = write_txn(s, fn, arg);
+  pthread_mutex_unlock(&s->wlock);
+  if (rc == 0 && durable && s->durability != SY_DURABLE_SYNC)
+    rc = map_rc(mdb_env_sync(s->env, 1), "sync");
+  return rc;
+}
+
+int sy__store_read(sy_store *s, sy__store_txn_fn fn, void *arg) {
+  if (!s || !fn) return SY_EINVAL;
+  MDB_txn *txn;
+  int rc = rtxn_begin(s, &txn);
+  if (rc) return rc;
+  rc = fn(s, txn, arg);
+  rtxn_end(s, txn);
+  return map_rc(rc, "read txn");
+}
+
+int sy__store_dbi(sy_store *s, sy__store_db db, MDB_dbi *out) {
+  if ((size_t)db >= sizeof internal_db_index / sizeof internal_db_index[0]) return SY_EINVAL;
+  MDB_dbi d = s->dbi[internal_db_index[db]];
+  if (d == 0) return SY_ENOTFOUND; /* read-only store from an older build */
+  *out = d;
+  return 0;
+}
+
+uint64_t sy__store_now_us(sy_store *s) { return s->clock_us(s->clock_ctx); }
+
+void sy__store_be64_put(unsigned char *p, uint64_t v) { be64_put(p, v); }
+uint64_t sy__store_be64_get(const unsigned char *p) { return be64_get(p); }
