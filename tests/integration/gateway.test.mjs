@@ -76,9 +76,10 @@ test('streaming chat: chunks arrive as separate events and reassemble to the ans
   assert.equal(got.content, mockReply(text));
   assert.equal(got.contentEvents, chunks, `expected ${chunks} content events, got ${got.contentEvents}`);
   // Not buffered to the end: the content events are spread over time like
-  // the upstream sent them (generous lower bound for slow machines).
+  // the upstream sent them. The bound is generous: on a loaded 2-core machine
+  // the mock's timers coalesce; a proxy that buffers to the end gives ~0 ms.
   const spread = got.times[got.times.length - 1] - got.times[0];
-  assert.ok(spread >= (chunks - 1) * delay * 0.6,
+  assert.ok(spread >= (chunks - 1) * delay * 0.3,
     `content events spread over ${spread} ms, expected about ${(chunks - 1) * delay} ms`);
   // The first chunk reaches the client long before the last is produced.
   assert.ok(got.times[0] - t0 < (chunks - 1) * delay,
