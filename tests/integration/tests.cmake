@@ -74,4 +74,15 @@ foreach(src ${SY_IT_TESTS})
     TIMEOUT 300
     ENVIRONMENT "${SY_IT_ENV}"
     LABELS integration)
+  # Plain-HTTP upstreams use the lean client by default; the files that
+  # exercise the upstream side run a second time against libcurl.
+  if(name MATCHES "^(gateway|gateway_upstream|gateway_backpressure|router_fallback)$")
+    add_test(NAME integration/${name}@curl
+             COMMAND ${SY_NODE} --test --test-reporter=spec ${src}
+             WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+    set_tests_properties(integration/${name}@curl PROPERTIES
+      TIMEOUT 300
+      ENVIRONMENT "${SY_IT_ENV};SWITCHYARD_UPSTREAM_CLIENT=curl"
+      LABELS integration)
+  endif()
 endforeach()
