@@ -47,7 +47,7 @@ typedef struct {
   int used;
   sy_buf content;
   char finish[32];
-  sse_tool tools[SY_SSE_MAX_TOOL_CALLS];
+  sse_tool *tools; /* SY_SSE_MAX_TOOL_CALLS entries, allocated on the first tool call */
   int n_tools;
 } sse_choice;
 
@@ -103,6 +103,7 @@ static void sse_chunk(sse_state *st, const cJSON *chunk, size_t cap) {
       const cJSON *ti = cJSON_GetObjectItemCaseSensitive(tc, "index");
       int k = cJSON_IsNumber(ti) ? ti->valueint : 0;
       if (k < 0 || k >= SY_SSE_MAX_TOOL_CALLS) continue;
+      if (!ch->tools && !(ch->tools = calloc(SY_SSE_MAX_TOOL_CALLS, sizeof *ch->tools))) continue;
       sse_tool *t = &ch->tools[k];
       if (!t->used) {
         t->used = 1;
@@ -174,6 +175,7 @@ static void sse_free(sse_state *st) {
       sy_buf_free(&st->ch[i].tools[k].name);
       sy_buf_free(&st->ch[i].tools[k].args);
     }
+    free(st->ch[i].tools);
   }
   cJSON_Delete(st->usage);
 }

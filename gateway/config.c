@@ -233,7 +233,7 @@ static int num_field(pctx *p, void *base, const sy__num_spec *specs, size_t n, c
   *handled = 0;
   for (size_t i = 0; i < n; i++) {
     if (strcmp(v->string, specs[i].key) != 0) continue;
-    uint64_t x;
+    uint64_t x = 0;
     *handled = 1;
     int rc = need_uint(p, v, path, specs[i].lo, specs[i].hi, &x);
     if (rc == 0) sy__config_spec_set(base, &specs[i], x);
@@ -304,7 +304,7 @@ static int parse_upstreams(pctx *p, const cJSON *arr) {
   return 0;
 }
 
-static int hexval(char ch) {
+int sy__config_hexval(char ch) {
   if (ch >= '0' && ch <= '9') return ch - '0';
   if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
   if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
@@ -332,7 +332,7 @@ static int parse_client_key(pctx *p, const cJSON *obj, size_t idx) {
       const char *h = v->valuestring;
       if (strlen(h) != 64) return pfail(p, "%s: must be 64 hex characters", path);
       for (size_t j = 0; j < 32; j++) {
-        int hi = hexval(h[2 * j]), lo = hexval(h[2 * j + 1]);
+        int hi = sy__config_hexval(h[2 * j]), lo = sy__config_hexval(h[2 * j + 1]);
         if (hi < 0 || lo < 0) return pfail(p, "%s: must be 64 hex characters", path);
         k->sha256[j] = (unsigned char)(hi << 4 | lo);
       }
@@ -541,6 +541,7 @@ static int parse_root_key(pctx *p, const cJSON *v) {
   if (strcmp(k, "client_keys") == 0) return parse_client_keys(p, v);
   if (strcmp(k, "limits") == 0) return parse_limits(p, v);
   if (strcmp(k, "capture") == 0) return parse_capture(p, v);
+  if (strcmp(k, "grpc") == 0) return sy__config_parse_grpc(c, v, p->err, p->errlen);
   if (strcmp(k, "routes") == 0) {
     if (!cJSON_IsArray(v)) return pfail(p, "routes: must be an array");
     char *text = cJSON_PrintUnformatted(v);
@@ -697,12 +698,14 @@ void sy_config_init(sy_config *c) {
     sy__config_spec_set(&c->capture, &capture_specs[i], capture_specs[i].def);
   for (size_t i = 0; i < SY__N_OF(retention_specs); i++)
     sy__config_spec_set(&c->capture, &retention_specs[i], retention_specs[i].def);
+  sy__config_grpc_defaults(&c->grpc);
 }
 
 void sy_config_free(sy_config *c) {
   upstreams_clear(c);
   client_keys_clear(c);
   pii_patterns_clear(&c->capture);
+  sy__config_grpc_free(&c->grpc);
   free(c->listen_host);
   free(c->data_dir);
   free(c->log_level);

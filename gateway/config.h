@@ -61,8 +61,25 @@
  *       "retention": { "max_age_days": 0, "max_mb": 0 },   0 = no limit
  *       "pii_patterns": [ { "name": "TICKET", "pattern": "TCK-[0-9]{6}" } ]
  *                                        extra PCRE2 patterns; name [A-Z0-9_]{1,32}
+ *   },
+ *   "grpc": {                            the gRPC API (gateway/grpc_server.h)
+ *       "listen": "127.0.0.1:50051",     Inference + FeedbackService (--grpc-listen); off
+ *                                        unless set; same address rules as "listen"
+ *       "admin_listen": "127.0.0.1:50052",  Admin service (--grpc-admin-listen); "" turns
+ *                                        it off; it only starts when admin tokens exist
+ *       "tls_cert": PATH, "tls_key": PATH,  PEM files, both or neither; with them both
+ *                                        listeners serve TLS only
+ *       "admin_tokens": [ {              at most SY_MAX_ADMIN_TOKENS
+ *           "name": "ci",                audit-trail name; same rule as upstream names,
+ *                                        unique; "env" is reserved (below)
+ *           "sha256": "64 hex chars",    SHA-256 of the token (`switchyard hash-key`), unique
+ *           "role": "admin"              admin (every method) | read (read-only methods)
+ *       } ],
+ *       "max_message_bytes": 8388608     4096..1073741824: larger gRPC messages are refused
  *   }
  * }
+ * The environment variable SWITCHYARD_ADMIN_TOKEN, when set and not empty, adds an
+ * admin token named "env" with role admin (sy_config_finish).
  * client_keys[].capture: false turns capture off for that key's traffic.
  * "routes": [ ... ] is accepted (must be an array) and kept as text for router/.
  * The text must be JSON with no NUL character (raw or escaped), nested at most
@@ -87,6 +104,13 @@
 #define SY_DEFAULT_HEADER_TIMEOUT_MS 10000
 #define SY_DEFAULT_BODY_TIMEOUT_MS 60000
 #define SY_DEFAULT_DRAIN_TIMEOUT_MS 30000
+#define SY_MAX_ADMIN_TOKENS 256
+#define SY_DEFAULT_GRPC_HOST "127.0.0.1"
+#define SY_DEFAULT_GRPC_PORT 50051
+#define SY_DEFAULT_GRPC_ADMIN_PORT 50052
+#define SY_DEFAULT_GRPC_MAX_MESSAGE_BYTES (8u << 20)
+#define SY_ADMIN_TOKEN_ENV "SWITCHYARD_ADMIN_TOKEN"
+#define SY_GRPC_HOST_MAX 47       /* INET6_ADDRSTRLEN - 1: hosts are numeric addresses */
 
 typedef struct sy_upstream_conf {
   char *name;
@@ -138,6 +162,26 @@ typedef struct sy_limits {
   uint32_t drain_timeout_ms;
 } sy_limits;
 
+typedef enum { SY_ADMIN_ROLE_READ = 0, SY_ADMIN_ROLE_ADMIN = 1 } sy_admin_role;
+
+typedef struct sy_admin_token {
+  char *name;
+  unsigned char sha256[32];
+  sy_admin_role role;
+} sy_admin_token;
+
+typedef struct sy_grpc_conf {
+  char listen_host[SY_GRPC_HOST_MAX + 1]; /* numeric address; "": the inference listener is off */
+  uint16_t listen_port;
+  char admin_host[SY_GRPC_HOST_MAX + 1];  /* "": the admin listener is off */
+  uint16_t admin_port;
+  char *tls_cert;           /* PEM file paths; both set or both NULL */
+  char *tls_key;
+  sy_admin_token *admin_tokens;
+  size_t n_admin_tokens;
+  size_t max_message_bytes;
+} sy_grpc_conf;
+
 typedef struct sy_config {
   char *listen_host;   /* "127.0.0.1", "0.0.0.0", "::1", ... */
   uint16_t listen_port;
@@ -152,6 +196,7 @@ typedef struct sy_config {
   size_t n_client_keys;
   sy_limits limits;
   sy_capture_conf capture;
+  sy_grpc_conf grpc;
   char *routes_json;   /* the "routes" array re-serialised as JSON text, parsed by
                           router/ (sy_route_table_parse); NULL when absent */
   char *default_upstream_name; /* "default_upstream" as given; NULL = the first

@@ -172,6 +172,7 @@ int sy__config_parse_durability(const char *s, sy_capture_durability *out) {
 enum flag_kind {
   F_CONFIG, F_LISTEN, F_WORKERS, F_DATA_DIR, F_LOG_LEVEL, F_NO_AUTH,
   F_UP_URL, F_UP_KEY_ENV, F_UP_NUM, F_LIMIT, F_NO_CAPTURE, F_CAPTURE_DURABILITY, F_HELP,
+  F_GRPC_LISTEN, F_GRPC_ADMIN_LISTEN,
 };
 
 static const struct {
@@ -184,6 +185,7 @@ static const struct {
     {"--upstream-url", F_UP_URL},   {"--upstream-key-env", F_UP_KEY_ENV},
     {"--no-capture", F_NO_CAPTURE}, {"--capture-durability", F_CAPTURE_DURABILITY},
     {"--help", F_HELP},             {"-h", F_HELP},
+    {"--grpc-listen", F_GRPC_LISTEN}, {"--grpc-admin-listen", F_GRPC_ADMIN_LISTEN},
 };
 
 typedef struct flag_arg {
@@ -276,6 +278,12 @@ static int apply_flag(sy_config *c, const flag_arg *f, char *err, size_t errlen)
       return 0;  /* handled before the others */
     case F_LISTEN:
       return sy__config_parse_listen(v, &c->listen_host, &c->listen_port, what, err, errlen);
+    case F_GRPC_LISTEN:
+      return sy__config_grpc_listen(c->grpc.listen_host, &c->grpc.listen_port, v, what, err,
+                                    errlen);
+    case F_GRPC_ADMIN_LISTEN:
+      return sy__config_grpc_listen(c->grpc.admin_host, &c->grpc.admin_port, v, what, err,
+                                    errlen);
     case F_WORKERS:
       if (sy__config_parse_uint_text(v, 0, SY_MAX_WORKERS, &x) != 0)
         return sy__config_fail(err, errlen,
@@ -390,12 +398,19 @@ void sy_config_usage(FILE *out) {
               (unsigned long long)s->def);
     }
   fprintf(out,
+          "  %-34s %s\n  %-34s (default %s:%d; \"\" = off)\n"
+          "  %-34s %s\n  %-34s (default %s:%d; \"\" = off; needs admin tokens)\n",
+          "--grpc-listen HOST:PORT", "gRPC inference + feedback API address", "",
+          SY_DEFAULT_GRPC_HOST, SY_DEFAULT_GRPC_PORT, "--grpc-admin-listen HOST:PORT",
+          "gRPC admin API address", "", SY_DEFAULT_GRPC_HOST, SY_DEFAULT_GRPC_ADMIN_PORT);
+  fprintf(out,
           "  %-34s %s\n"
           "  %-34s %s\n"
           "  %-34s %s\n"
           "\n"
           "The default upstream is the one \"default_upstream\" names in the file, else\n"
-          "the first. Upstream API keys are read from the environment, never from flags.\n",
+          "the first. Upstream API keys are read from the environment, never from flags.\n"
+          "The admin token in $" SY_ADMIN_TOKEN_ENV " (if set) is an admin token named \"env\".\n",
           "--no-capture", "do not record requests and responses in the capture store",
           "--capture-durability MODE",
           "sync, nometasync or nosync: how capture batches reach the disk\n"
@@ -454,5 +469,5 @@ int sy_config_finish(sy_config *c, char *err, size_t errlen) {
     /* An empty variable counts as unset: an empty bearer token is no key. */
     if (key && *key && !(u->api_key = strdup(key))) return sy__config_fail_nomem(err, errlen);
   }
-  return 0;
+  return sy__config_finish_grpc(c, err, errlen);
 }

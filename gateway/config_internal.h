@@ -86,4 +86,17 @@ int sy__config_valid_chars(const char *s, size_t max, const char *extra, int dig
 /* "sync", "nometasync" or "nosync" into *out; -1 for anything else. */
 int sy__config_parse_durability(const char *s, sy_capture_durability *out);
 
+/* The "grpc" section (config_grpc.c): defaults, the file's object, the
+ * flags' listen values ("" turns a listener off), the final checks (the
+ * SWITCHYARD_ADMIN_TOKEN environment token, TLS files both or neither), and
+ * free. Each returns 0, SY_ECONFIG or SY_ENOMEM with a message. */
+void sy__config_grpc_defaults(sy_grpc_conf *g);
+int sy__config_parse_grpc(sy_config *c, const void *cjson_obj, char *err, size_t errlen);
+int sy__config_grpc_listen(char host[SY_GRPC_HOST_MAX + 1], uint16_t *port, const char *s, const char *what,
+                           char *err, size_t errlen);
+int sy__config_finish_grpc(sy_config *c, char *err, size_t errlen);
+void sy__config_grpc_free(sy_grpc_conf *g);
+/* 0..15 for a hex digit, -1 otherwise. */
+int sy__config_hexval(char ch);
+
 #endif

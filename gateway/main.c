@@ -19,6 +19,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "gateway/config.h"
+#include "gateway/grpc_server.h" /* grpc: start/stop of the gRPC API */
 #include "gateway/upstream.h"
 #include "gateway/version.h"
 #include "gateway/proxy_internal.h"
@@ -205,6 +206,16 @@ static int run(sy_config *cfg, int argc, char **argv) {
     }
   }
 
+  /* grpc: the gRPC API starts once the workers run (it posts calls to them)
+   * and stops before they drain. */
+  sy_grpc *grpc = NULL;
+  if (!rc) {
+    char gerr[512];
+    if ((rc = sy_grpc_start(&gw, workers, n, &grpc, gerr, sizeof gerr)) != 0)
+      fprintf(stderr, "switchyard: %s\n", gerr);
+  }
+  /* grpc: end */
+
   if (!rc) {
     int v6 = strchr(cfg->listen_host, ':') != NULL;
     printf("switchyard listening on http://%s%s%s:%u\n", v6 ? "[" : "", cfg->listen_host,
@@ -229,6 +240,7 @@ static int run(sy_config *cfg, int argc, char **argv) {
   }
 
   atomic_store(&gw.draining, 1);
+  sy_grpc_stop(grpc); /* grpc: cancels its calls while the workers still run */
   for (unsigned i = 0; i < started; i++) sy_worker_drain(&workers[i]);
   for (unsigned i = 0; i < started; i++) sy_worker_join(&workers[i]);
   for (unsigned i = started; i < n; i++) close(workers[i].listen_fd);

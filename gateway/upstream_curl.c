@@ -159,7 +159,12 @@ int sy_curl_pool_new(uv_loop_t *loop, long max_host_conns, sy_curl_pool **out) {
   curl_multi_setopt(p->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
   curl_multi_setopt(p->multi, CURLMOPT_TIMERDATA, p);
   curl_multi_setopt(p->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
-  if (max_host_conns > 0) curl_multi_setopt(p->multi, CURLMOPT_MAX_HOST_CONNECTIONS, max_host_conns);
+  if (max_host_conns > 0) {
+    curl_multi_setopt(p->multi, CURLMOPT_MAX_HOST_CONNECTIONS, max_host_conns);
+    /* Otherwise the cache shrinks to 4x the transfers in flight and busy
+     * pools close and reopen connections (TIME_WAIT pile-up). */
+    curl_multi_setopt(p->multi, CURLMOPT_MAXCONNECTS, max_host_conns);
+  }
   *out = p;
   return 0;
 
