@@ -258,7 +258,8 @@ static void *writer_main(void *arg) {
 
 /* ---- open / close ----------------------------------------------------------- */
 
-int sy_capture_open(const sy_config *cfg, sy_capture_pipe **out, char *err, size_t errlen) {
+int sy_capture_open(const sy_config *cfg, sy_store *store, sy_capture_pipe **out, char *err,
+                    size_t errlen) {
   sy_capture_pipe *p = calloc(1, sizeof *p);
   if (!p) return SY_ENOMEM;
   p->cfg = cfg;
@@ -286,19 +287,7 @@ int sy_capture_open(const sy_config *cfg, sy_capture_pipe **out, char *err, size
     goto fail_scrubber;
   }
 
-  sy_store_opts so = {
-      .path = cfg->data_dir,
-      .durability = cfg->capture.durability == SY_CAPTURE_SYNC        ? SY_DURABLE_SYNC
-                    : cfg->capture.durability == SY_CAPTURE_NOMETASYNC ? SY_DURABLE_NOMETASYNC
-                                                                       : SY_DURABLE_NOSYNC,
-      .map_size_max = (size_t)cfg->capture.map_size_max_mb << 20,
-  };
-  rc = sy_store_open(&so, &p->store);
-  if (rc) {
-    snprintf(err, errlen, "capture: cannot open the store in '%s': %s (see the log above)",
-             cfg->data_dir, sy_strerror(rc));
-    goto fail_store;
-  }
+  p->store = store; /* admin: borrowed from main */
   atomic_init(&p->last_id, sy_store_last_id(p->store));
   pthread_mutex_init(&p->mu, NULL);
   pthread_cond_init(&p->cv, NULL);
@@ -314,8 +303,6 @@ int sy_capture_open(const sy_config *cfg, sy_capture_pipe **out, char *err, size
 fail_thread:
   pthread_cond_destroy(&p->cv);
   pthread_mutex_destroy(&p->mu);
-  sy_store_close(p->store);
-fail_store:
   sy_scrubber_free(p->scrubber);
 fail_scrubber:
   sy_scrub_rules_free(p->rules);
@@ -344,7 +331,6 @@ void sy_capture_close(sy_capture_pipe *p) {
           (unsigned long long)atomic_load(&p->stats.dropped_scrub),
           (unsigned long long)atomic_load(&p->stats.dropped_store),
           (unsigned long long)atomic_load(&p->stats.feedback_stored));
-  sy_store_close(p->store);
   sy_scrubber_free(p->scrubber);
   sy_scrub_rules_free(p->rules);
   pthread_cond_destroy(&p->cv);

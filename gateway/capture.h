@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "gateway/config.h"
+#include "store/store.h"
 
 /* The capture pipeline: workers hand finished exchanges (and feedback) to
  * one writer thread through a bounded queue; the writer builds the records
@@ -79,14 +80,17 @@ typedef struct sy_capture_stats {
   atomic_uint_fast64_t queue_depth;
 } sy_capture_stats;
 
-/* Opens the store under cfg->data_dir, compiles the scrubber (built-in rules
- * plus cfg->capture.pii_patterns) and starts the writer thread. SY_ECONFIG
- * with a message in err for a bad PII pattern; SY_EIO when the store cannot
- * be opened (message in err). On failure nothing is left running. */
-int sy_capture_open(const sy_config *cfg, sy_capture_pipe **out, char *err, size_t errlen);
+/* Compiles the scrubber (built-in rules plus cfg->capture.pii_patterns) and
+ * starts the writer thread on `store` (admin: borrowed, opened once by main
+ * and shared with the admin API; it must outlive the pipe). SY_ECONFIG with
+ * a message in err for a bad PII pattern. On failure nothing is left
+ * running. */
+int sy_capture_open(const sy_config *cfg, sy_store *store, sy_capture_pipe **out, char *err,
+                    size_t errlen);
 
-/* Stops taking jobs, commits every queued one, stops the writer and closes
- * the store. Workers must be stopped first. NULL is a no-op. */
+/* Stops taking jobs, commits every queued one and stops the writer. The
+ * store stays open (its owner closes it). Workers must be stopped first.
+ * NULL is a no-op. */
 void sy_capture_close(sy_capture_pipe *p);
 
 /* A new capture id: microseconds since the epoch, strictly increasing across

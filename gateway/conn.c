@@ -49,17 +49,26 @@ static void on_closed(uv_handle_t *h) {
   else w->conns = c->next;
   if (c->next) c->next->prev = c->prev;
   sy_buf_free(&c->in);
+  sy_buf_free(&c->out);
   sy_buf_free(&c->req.raw);
   sy_buf_free(&c->req.body);
   free(c);
-  /* Not sy__worker_conn_closed(): this may run deep inside an upstream
-   * callback, where stopping the worker must not happen; the wakeup does it
-   * from the loop. */
-  w->n_conns--;
-  if (w->draining) uv_async_send(&w->wakeup);
+  sy__worker_conn_closed(w); /* a close callback: safe to stop the worker from here */
 }
 
+static void dirty_unlink(sy_conn *c) {
+  if (!c->in_dirty) return;
+  if (c->dirty_prev) c->dirty_prev->dirty_next = c->dirty_next;
+  else c->w->dirty = c->dirty_next;
+  if (c->dirty_next) c->dirty_next->dirty_prev = c->dirty_prev;
+  c->dirty_next = c->dirty_prev = NULL;
+  c->in_dirty = 0;
+}
+
+static int conn_flush(sy_conn *c);
+
 static void conn_close_hard(sy_conn *c) {
+  dirty_unlink(c);
   if (c->sink) {
     /* drain deadline or shutdown: the caller is told the answer was cut */
     sy_conn_virtual_cancel(c);
@@ -96,6 +105,11 @@ static void on_linger_timeout(uv_timer_t *t) { conn_close_hard(t->data); }
 /* Closes after the queued bytes are written (or after a linger deadline). */
 static void conn_close_graceful(sy_conn *c) {
   if (c->state == SY_CONN_CLOSING) return;
+  dirty_unlink(c);
+  if (conn_flush(c) != 0) {
+    conn_close_hard(c);
+    return;
+  }
   c->state = SY_CONN_CLOSING;
   uv_read_stop((uv_stream_t *)&c->tcp);
   uv_timer_start(&c->timer, on_linger_timeout, SY_CONN_LINGER_MS, 0);
@@ -111,7 +125,7 @@ static void conn_close_graceful(sy_conn *c) {
 /* ---- writing ------------------------------------------------------------------ */
 
 size_t sy_conn_pending(const sy_conn *c) {
-  return c->sink ? c->sink->pending(c) : c->tcp.write_queue_size;
+  return c->sink ? c->sink->pending(c) : c->tcp.write_queue_size + c->out.len;
 }
 
 static void on_written(uv_write_t *req, int status) {
@@ -125,10 +139,9 @@ static void on_written(uv_write_t *req, int status) {
   if (c->px && c->tcp.write_queue_size < SY_WRITE_LOW_WATER) sy_proxy_writable(c->px);
 }
 
-/* Writes the pieces in order; what the kernel does not take at once is
+/* Writes the pieces in order now; what the kernel does not take at once is
  * copied and queued. Returns 0 or a negative code (client gone). */
-static int conn_writev(sy_conn *c, uv_buf_t *bufs, unsigned n) {
-  if (c->state == SY_CONN_CLOSING || c->broken) return SY_ECLOSED;
+static int conn_write_now(sy_conn *c, uv_buf_t *bufs, unsigned n) {
   size_t total = 0;
   for (unsigned i = 0; i < n; i++) total += bufs[i].len;
   int wrote = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
@@ -163,6 +176,55 @@ static int conn_writev(sy_conn *c, uv_buf_t *bufs, unsigned n) {
     free(wr);
     c->broken = 1;
     return rc;
+  }
+  return 0;
+}
+
+/* Writes what this loop turn gathered for c. */
+static int conn_flush(sy_conn *c) {
+  if (!c->out.len) return 0;
+  if (c->broken) return SY_ECLOSED;
+  uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
+  int rc = conn_write_now(c, &b, 1);
+  sy_buf_reset(&c->out);
+  return rc;
+}
+
+void sy__conn_flush_all(sy_worker *w) {
+  while (w->dirty) {
+    sy_conn *c = w->dirty;
+    dirty_unlink(c);
+    if (conn_flush(c) != 0) {
+      conn_close_hard(c);
+      continue;
+    }
+    /* The kernel may have taken everything: no write callback will come, so
+     * a transfer paused on these bytes is resumed here. */
+    if (c->px && sy_conn_pending(c) < SY_WRITE_LOW_WATER) sy_proxy_writable(c->px);
+  }
+}
+
+/* Gathers the pieces for one write at the end of this loop turn: a head and
+ * its body, or the SSE events of one upstream read, then leave in one
+ * syscall. Returns 0 or a negative code (client gone). */
+static int conn_writev(sy_conn *c, uv_buf_t *bufs, unsigned n) {
+  if (c->state == SY_CONN_CLOSING || c->broken) return SY_ECLOSED;
+  size_t total = 0;
+  for (unsigned i = 0; i < n; i++) total += bufs[i].len;
+  if (c->out.len + total > c->out.max) {
+    /* Too much for one gathered write: send what is there, then this. */
+    int rc = conn_flush(c);
+    if (rc) return rc;
+    if (total > c->out.max) return conn_write_now(c, bufs, n);
+  }
+  for (unsigned i = 0; i < n; i++)
+    if (sy_buf_append(&c->out, bufs[i].base, bufs[i].len) != 0) return conn_write_now(c, bufs + i, n - i);
+  if (!c->in_dirty) {
+    c->in_dirty = 1;
+    c->dirty_prev = NULL;
+    c->dirty_next = c->w->dirty;
+    if (c->w->dirty) c->w->dirty->dirty_prev = c;
+    c->w->dirty = c;
   }
   return 0;
 }
@@ -584,6 +646,7 @@ int sy_conn_accept(sy_worker *w, uv_stream_t *server) {
   http_parser_init(&c->parser, HTTP_REQUEST);
   c->parser.data = c;
   sy_buf_init(&c->in, SY_CONN_MAX_PENDING_INPUT + w->cfg->limits.max_header_bytes);
+  sy_buf_init(&c->out, SY_WRITE_HIGH_WATER);
   sy_buf_init(&c->req.raw, w->cfg->limits.max_header_bytes);
   sy_buf_init(&c->req.body, w->cfg->limits.max_body_bytes);
   c->next = w->conns;

@@ -102,6 +102,10 @@ typedef struct sy_conn {
   uint64_t t_response_start_ns;
   uint64_t t_dispatch_ns;  /* the request was complete and handed to the proxy */
   struct sy_capture_job *job; /* a feedback job waiting for the writer, or NULL */
+  sy_buf out;              /* response bytes gathered during this loop turn; the
+                              worker's check handle flushes them in one write */
+  struct sy_conn *dirty_next, *dirty_prev; /* worker's list of conns with output */
+  int in_dirty;
   char resp_extra[256];    /* extra "Name: value\r\n" lines for the response head */
   unsigned resp_extra_len;
 } sy_conn;
@@ -141,6 +145,10 @@ void sy_conn_abort(sy_conn *c);
 /* Adds a "Name: value" line to the coming response head (the proxy's
  * x-switchyard-capture-id, ...). Lines that do not fit are dropped. */
 void sy_conn_add_header(sy_conn *c, const char *name, const char *value);
+
+/* Writes everything gathered for every connection of the worker (the
+ * worker's uv_check callback: once per loop turn, after I/O callbacks). */
+void sy__conn_flush_all(struct sy_worker *w);
 
 /* Bytes queued to the client but not yet written. */
 size_t sy_conn_pending(const sy_conn *c);

@@ -365,7 +365,10 @@ static int up_on_body(void *ctx, const char *data, size_t len) {
   if (px->cascade == SY_CASCADE_FIRST)
     return sy_buf_append(&px->cbuf, data, len) == 0 ? 0 : SY_UP_ABORT;
   if (px->c->broken) return SY_UP_ABORT;
-  if (sy_conn_pending(px->c) >= SY_WRITE_HIGH_WATER) return SY_UP_PAUSE;
+  if (sy_conn_pending(px->c) >= SY_WRITE_HIGH_WATER) {
+    px->paused = 1;
+    return SY_UP_PAUSE;
+  }
   if (sy_conn_write_body(px->c, data, len) != 0) return SY_UP_ABORT;
   if (px->job && !px->job->resp_truncated && sy_buf_append(&px->resp, data, len) != 0)
     px->job->resp_truncated = 1; /* the capture keeps what fits */

@@ -11,6 +11,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "gateway/grpc_admin_handlers.h" /* admin: the handlers below */
 #include "gateway/grpc_internal.h"
 #include "gateway/version.h"
 #include "router/route.h"
@@ -33,22 +34,22 @@ typedef struct sy_admin_method {
 #define D(x) &switchyard__v1__##x##__descriptor
 static const sy_admin_method admin_methods[] = {
     {"Health", D(health_request), D(health_response), 0, sy_admin_health, NULL},
-    {"ListRoutes", D(list_routes_request), D(list_routes_response), 0, NULL, NULL},
-    {"GetRoute", D(get_route_request), D(route_info), 0, NULL, NULL},
-    {"GetHistory", D(get_history_request), D(get_history_response), 0, NULL, NULL},
-    {"GetReport", D(get_report_request), D(get_report_response), 0, NULL, NULL},
-    {"ListCaptures", D(list_captures_request), D(list_captures_response), 0, NULL, NULL},
-    {"GetCapture", D(get_capture_request), D(capture_info), 0, NULL, NULL},
-    {"ExportDataset", D(export_dataset_request), D(export_line), 0, NULL, NULL},
-    {"ListKeys", D(list_keys_request), D(list_keys_response), 0, NULL, NULL},
-    {"PutRoute", D(put_route_request), D(route_info), 1, NULL, NULL},
-    {"SetSplit", D(set_split_request), D(route_info), 1, NULL, NULL},
-    {"Promote", D(promote_request), D(route_info), 1, NULL, NULL},
-    {"Rollback", D(rollback_request), D(route_info), 1, NULL, NULL},
-    {"SetShadow", D(set_shadow_request), D(route_info), 1, NULL, NULL},
-    {"LabelCapture", D(label_capture_request), D(label_capture_response), 1, NULL, NULL},
-    {"CreateKey", D(create_key_request), D(create_key_response), 1, NULL, NULL},
-    {"RevokeKey", D(revoke_key_request), D(revoke_key_response), 1, NULL, NULL},
+    {"ListRoutes", D(list_routes_request), D(list_routes_response), 0, sy_admin_list_routes, NULL},
+    {"GetRoute", D(get_route_request), D(route_info), 0, sy_admin_get_route, NULL},
+    {"GetHistory", D(get_history_request), D(get_history_response), 0, sy_admin_get_history, NULL},
+    {"GetReport", D(get_report_request), D(get_report_response), 0, sy_admin_get_report, NULL},
+    {"ListCaptures", D(list_captures_request), D(list_captures_response), 0, sy_admin_list_captures, NULL},
+    {"GetCapture", D(get_capture_request), D(capture_info), 0, sy_admin_get_capture, NULL},
+    {"ExportDataset", D(export_dataset_request), D(export_line), 0, NULL, sy_admin_export_dataset},
+    {"ListKeys", D(list_keys_request), D(list_keys_response), 0, sy_admin_list_keys, NULL},
+    {"PutRoute", D(put_route_request), D(route_info), 1, sy_admin_put_route, NULL},
+    {"SetSplit", D(set_split_request), D(route_info), 1, sy_admin_set_split, NULL},
+    {"Promote", D(promote_request), D(route_info), 1, sy_admin_promote, NULL},
+    {"Rollback", D(rollback_request), D(route_info), 1, sy_admin_rollback, NULL},
+    {"SetShadow", D(set_shadow_request), D(route_info), 1, sy_admin_set_shadow, NULL},
+    {"LabelCapture", D(label_capture_request), D(label_capture_response), 1, sy_admin_label_capture, NULL},
+    {"CreateKey", D(create_key_request), D(create_key_response), 1, sy_admin_create_key, NULL},
+    {"RevokeKey", D(revoke_key_request), D(revoke_key_response), 1, sy_admin_revoke_key, NULL},
 };
 #undef D
 #define N_ADMIN (sizeof admin_methods / sizeof admin_methods[0])

@@ -20,11 +20,14 @@
 #include "common/log.h"
 #include "gateway/config.h"
 #include "gateway/grpc_server.h" /* grpc: start/stop of the gRPC API */
+#include "gateway/keyset.h"      /* admin: runtime client keys */
+#include "gateway/routes_pub.h"  /* admin: routes from the store */
 #include "gateway/upstream.h"
 #include "gateway/version.h"
 #include "gateway/proxy_internal.h"
 #include "gateway/worker.h"
 #include "router/route.h"
+#include "store/store.h"
 
 #define SY_HASH_KEY_MAX 4096
 
@@ -79,42 +82,54 @@ static uint32_t random_u32(void) {
   return v ^ (uint32_t)getpid() ^ (uint32_t)uv_hrtime();
 }
 
-static int upstream_known(void *ctx, const char *name) {
-  return sy_config_upstream(ctx, name) != NULL;
-}
-
-/* Builds the route table from the config's "routes" (an empty table when
- * there are none). Upstream names are checked against `running`, whose
- * upstreams are the ones the workers have. */
-static int load_routes(const sy_config *cfg, const sy_config *running, uint64_t version,
-                       sy_route_table **out, char *err, size_t errlen) {
-  const char *json = cfg->routes_json ? cfg->routes_json : "[]";
-  sy_route_parse_opts o = {.version = version, .upstream_known = upstream_known,
-                           .ctx = (void *)running};
-  return sy_route_table_parse(json, strlen(json), &o, out, err, errlen);
-}
-
-/* SIGHUP: re-reads the config file and flags and publishes the new routes
- * atomically. Anything else that changed needs a restart (logged). A bad
- * file leaves the running routes in place. */
-static void reload_routes(sy_gateway *gw, int argc, char **argv, uint64_t *version) {
+/* SIGHUP: re-reads the config file and flags, stores the file's routes as a
+ * new version (actor "sighup") and publishes them atomically (precedence:
+ * gateway/routes_pub.h). Anything else that changed needs a restart
+ * (logged). A bad file leaves the running routes in place. */
+static void reload_routes(sy_gateway *gw, int argc, char **argv) {
   sy_config nc;
   sy_config_init(&nc);
   char err[512];
   int help = 0;
   int rc = sy_config_apply_args(&nc, argc, argv, &help, err, sizeof err);
   if (!rc) rc = sy_config_finish(&nc, err, sizeof err);
-  sy_route_table *t = NULL;
-  if (!rc) rc = load_routes(&nc, gw->cfg, *version + 1, &t, err, sizeof err);
+  uint64_t version = 0;
+  size_t count = 0;
+  if (!rc) rc = sy_routes_pub_reload(gw, &nc, &version, &count, err, sizeof err);
   if (rc) {
     sy_error("SIGHUP: configuration rejected, the running routes stay: %s", err);
   } else {
-    *version += 1;
-    sy_info("SIGHUP: routes reloaded: %zu route(s), version %llu", sy_route_table_count(t),
-            (unsigned long long)*version);
-    sy_route_slot_publish(&gw->routes, t);
+    sy_info("SIGHUP: routes reloaded: %zu route(s), version %llu", count,
+            (unsigned long long)version);
   }
   sy_config_free(&nc);
+}
+
+/* admin: opens the process's one store handle (shared by the capture pipe
+ * and the admin API), even when capture is off: routes, their history and
+ * client keys live there too. */
+static int open_store(const sy_config *cfg, sy_store **out) {
+  sy_store_opts so = {
+      .path = cfg->data_dir,
+      .durability = cfg->capture.durability == SY_CAPTURE_SYNC        ? SY_DURABLE_SYNC
+                    : cfg->capture.durability == SY_CAPTURE_NOMETASYNC ? SY_DURABLE_NOMETASYNC
+                                                                       : SY_DURABLE_NOSYNC,
+      .map_size_max = (size_t)cfg->capture.map_size_max_mb << 20,
+  };
+  int rc = sy_store_open(&so, out);
+  if (rc)
+    fprintf(stderr, "switchyard: cannot open the store in '%s': %s (see the log above)\n",
+            cfg->data_dir, sy_strerror(rc));
+  return rc;
+}
+
+/* admin: releases what open_admin_state took (any of it may be NULL). */
+static void close_admin_state(sy_gateway *gw) {
+  sy_keyset_free(gw->keys);
+  gw->keys = NULL;
+  sy_store_close(gw->store);
+  gw->store = NULL;
+  pthread_mutex_destroy(&gw->routes_mu);
 }
 
 static int run(sy_config *cfg, int argc, char **argv) {
@@ -139,24 +154,36 @@ static int run(sy_config *cfg, int argc, char **argv) {
 
   sy_gateway gw = {.cfg = cfg, .boot_id = random_u32()};
   atomic_init(&gw.draining, 0);
-  uint64_t routes_version = 1;
+  /* admin: store, client keys, then the routes (store or file, see
+   * gateway/routes_pub.h for the precedence). */
+  pthread_mutex_init(&gw.routes_mu, NULL);
+  if (open_store(cfg, &gw.store) != 0 || sy_keyset_new(cfg, &gw.keys) != 0 ||
+      sy_keyset_reload(gw.keys, gw.store) != 0) {
+    fprintf(stderr, "switchyard: cannot load the client keys or open the store\n");
+    close_admin_state(&gw);
+    sy_upstream_global_cleanup();
+    return 1;
+  }
   {
     char rerr[512];
     sy_route_table *t = NULL;
-    if (load_routes(cfg, cfg, routes_version, &t, rerr, sizeof rerr) != 0) {
+    int lrc = sy_routes_pub_load(&gw, &t, rerr, sizeof rerr);
+    if (lrc != 0) {
       fprintf(stderr, "switchyard: %s\n", rerr);
+      close_admin_state(&gw);
       sy_upstream_global_cleanup();
-      return 2;
+      return lrc == SY_ECONFIG ? 2 : 1;
     }
     sy_route_slot_init(&gw.routes, t);
   }
   sy_shadow_cap_init(&gw.shadow_cap, SY_SHADOW_MAX_IN_FLIGHT);
   if (cfg->capture.enabled) {
     char cerr[512];
-    int crc = sy_capture_open(cfg, &gw.capture, cerr, sizeof cerr);
+    int crc = sy_capture_open(cfg, gw.store, &gw.capture, cerr, sizeof cerr);
     if (crc) {
       fprintf(stderr, "switchyard: %s\n", cerr);
       sy_route_slot_destroy(&gw.routes);
+      close_admin_state(&gw);
       sy_upstream_global_cleanup();
       return crc == SY_ECONFIG ? 2 : 1;
     }
@@ -166,6 +193,7 @@ static int run(sy_config *cfg, int argc, char **argv) {
   if (!workers) {
     sy_capture_close(gw.capture);
     sy_route_slot_destroy(&gw.routes);
+    close_admin_state(&gw);
     sy_upstream_global_cleanup();
     return 1;
   }
@@ -188,6 +216,7 @@ static int run(sy_config *cfg, int argc, char **argv) {
     free(workers);
     sy_capture_close(gw.capture);
     sy_route_slot_destroy(&gw.routes);
+    close_admin_state(&gw);
     sy_upstream_global_cleanup();
     return 1;
   }
@@ -230,7 +259,7 @@ static int run(sy_config *cfg, int argc, char **argv) {
       int sig = 0;
       if (sigwait(&set, &sig) != 0) continue;
       if (sig == SIGHUP) {
-        reload_routes(&gw, argc, argv, &routes_version);
+        reload_routes(&gw, argc, argv);
         continue;
       }
       sy_info("%s: draining (deadline %u ms)", sig == SIGINT ? "SIGINT" : "SIGTERM",
@@ -248,6 +277,7 @@ static int run(sy_config *cfg, int argc, char **argv) {
   /* After the workers: every capture they queued is committed before exit. */
   sy_capture_close(gw.capture);
   sy_route_slot_destroy(&gw.routes);
+  close_admin_state(&gw); /* admin: after the capture writer and the gRPC threads */
   sy_upstream_global_cleanup();
   if (!rc) sy_info("stopped");
   return rc ? 1 : 0;

@@ -14,6 +14,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "gateway/feedback.h"
+#include "gateway/keyset.h" /* admin: runtime client keys */
 #include "gateway/proxy_internal.h"
 #include "gateway/respond.h"
 
@@ -136,8 +137,13 @@ static const sy_client_key *authenticate(const sy_conn *c, int *missing) {
   unsigned char h[32];
   sy_hash_key(v, len, h);
   const sy_client_key *found = NULL;
-  for (size_t i = 0; i < cfg->n_client_keys; i++) {
-    if (CRYPTO_memcmp(cfg->client_keys[i].sha256, h, 32) == 0) found = &cfg->client_keys[i];
+  if (c->w->gw->keys) {
+    /* admin: config keys + keys created at run time, as last published */
+    found = sy_keyset_find(c->w->gw->keys, h);
+  } else {
+    for (size_t i = 0; i < cfg->n_client_keys; i++) {
+      if (CRYPTO_memcmp(cfg->client_keys[i].sha256, h, 32) == 0) found = &cfg->client_keys[i];
+    }
   }
   OPENSSL_cleanse(h, sizeof h);
   return found;
@@ -270,7 +276,10 @@ void sy_proxy_client_gone(sy_proxy *px) {
 }
 
 void sy_proxy_writable(sy_proxy *px) {
-  if (px->up) sy_upstream_resume(px->up);
+  if (px->up && px->paused) {
+    px->paused = 0;
+    sy_upstream_resume(px->up);
+  }
 }
 
 /* ---- dispatch ------------------------------------------------------------------------ */

@@ -54,6 +54,7 @@ typedef struct sy_proxy {
 
   /* the answer */
   int is_sse, head_sent, status;
+  int paused;                   /* on_body returned SY_UP_PAUSE; resume when writable */
 
   /* capture */
   sy_capture_job *job;

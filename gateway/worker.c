@@ -73,6 +73,11 @@ static void maybe_stop(sy_worker *w) {
   uv_mutex_unlock(&w->jobs_mu);
   if (pending) return; /* on_jobs runs them, then comes back here */
   w->stopped = 1;
+  sy__conn_flush_all(w);
+  uv_check_stop(&w->flush_check);
+  uv_close((uv_handle_t *)&w->flush_check, NULL);
+  uv_prepare_stop(&w->flush_prepare);
+  uv_close((uv_handle_t *)&w->flush_prepare, NULL);
   sy__shadows_abort_all(w);
   sy_route_view_release(&w->rview);
   uv_close((uv_handle_t *)&w->jobs_async, NULL);
@@ -111,6 +116,9 @@ static void start_drain(sy_worker *w) {
   uv_timer_start(&w->drain_timer, on_drain_deadline, w->cfg->limits.drain_timeout_ms, 0);
   maybe_stop(w);
 }
+
+static void on_flush_check(uv_check_t *h) { sy__conn_flush_all(h->data); }
+static void on_flush_prepare(uv_prepare_t *h) { sy__conn_flush_all(h->data); }
 
 static void on_wakeup(uv_async_t *a) {
   sy_worker *w = a->data;
@@ -228,6 +236,12 @@ int sy_worker_start(sy_worker *w) {
   w->wakeup.data = w;
   uv_timer_init(&w->loop, &w->drain_timer);
   w->drain_timer.data = w;
+  uv_check_init(&w->loop, &w->flush_check);
+  w->flush_check.data = w;
+  uv_check_start(&w->flush_check, on_flush_check);
+  uv_prepare_init(&w->loop, &w->flush_prepare);
+  w->flush_prepare.data = w;
+  uv_prepare_start(&w->flush_prepare, on_flush_prepare);
   rc = uv_async_init(&w->loop, &w->jobs_async, on_jobs);
   if (rc) goto fail_jobs;
   w->jobs_async.data = w;
@@ -248,6 +262,8 @@ fail_pool:
 fail_jobs:
   uv_close((uv_handle_t *)&w->wakeup, NULL);
   uv_close((uv_handle_t *)&w->drain_timer, NULL);
+  uv_close((uv_handle_t *)&w->flush_check, NULL);
+  uv_close((uv_handle_t *)&w->flush_prepare, NULL);
 fail_listener:
   uv_close((uv_handle_t *)&w->listener, NULL);
   uv_run(&w->loop, UV_RUN_DEFAULT);

@@ -1,6 +1,7 @@
 #ifndef SY_WORKER_H
 #define SY_WORKER_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <uv.h>
@@ -11,6 +12,9 @@
 #include "router/breaker.h"
 #include "router/shadow.h"
 #include "router/slot.h"
+#include "store/store.h"
+
+struct sy_keyset;
 
 /* A worker: one thread, one libuv loop, one listening socket (SO_REUSEPORT,
  * the kernel spreads connections across workers), one upstream pool, and the
@@ -25,6 +29,13 @@ typedef struct sy_gateway {
   sy_capture_pipe *capture;  /* NULL when capture is off */
   sy_route_slot routes;      /* the published route table (SIGHUP replaces it) */
   sy_shadow_cap shadow_cap;  /* process-wide cap on shadow calls in flight */
+  /* admin: the one store handle of the process (opened by main, shared by
+   * the capture pipe and the admin API), the runtime client-key set, and
+   * the lock that serialises route changes (write to LMDB + publish) so
+   * tables are published in version order (gateway/routes_pub.h). */
+  sy_store *store;
+  struct sy_keyset *keys;
+  pthread_mutex_t routes_mu;
 } sy_gateway;
 
 struct sy_worker;
@@ -49,6 +60,9 @@ typedef struct sy_worker {
   int listen_fd;             /* bound by main before the thread starts */
   sy_upstream_pool *pool;
   struct sy_conn *conns;     /* every open connection */
+  struct sy_conn *dirty;     /* connections with gathered output */
+  uv_check_t flush_check;    /* flushes them after the I/O callbacks of a loop turn */
+  uv_prepare_t flush_prepare; /* ... and before the loop blocks (timer callbacks write too) */
   unsigned n_conns;
   unsigned max_conns;        /* this worker's share of limits.max_connections */
   uint64_t seq;              /* request counter */
