@@ -24,6 +24,11 @@
 #include "store/store.h"
 
 #define SY_CAPTURE_FEEDBACK_RESERVE 1024
+/* Bytes of request and response bodies held by capture jobs not yet stored
+ * (queued or in the writer's hands). A burst the writer cannot follow drops
+ * records instead of growing the process: the count cap alone (queue_size)
+ * would let 65536 large records pile up. */
+#define SY_CAPTURE_MAX_HELD_BYTES ((size_t)64 << 20)
 #define SY_CAPTURE_RETENTION_EVERY_MS 60000
 #define SY_CAPTURE_DROP_LOG_EVERY_US 1000000
 
@@ -40,6 +45,7 @@ struct sy_capture_pipe {
   int stopping;
   atomic_uint_fast64_t last_id;
   atomic_uint_fast64_t last_drop_log_us;
+  atomic_size_t held_bytes;  /* see SY_CAPTURE_MAX_HELD_BYTES */
   sy_capture_stats stats;
 };
 
@@ -104,13 +110,16 @@ int sy_capture_submit(sy_capture_pipe *p, sy_capture_job *job) {
   const sy_job_kind kind = job->kind;
   size_t cap = p->cfg->capture.queue_size;
   if (kind == SY_JOB_FEEDBACK) cap += SY_CAPTURE_FEEDBACK_RESERVE;
+  const size_t bytes = kind == SY_JOB_CAPTURE ? job->req_len + job->resp_len : 0;
+  job->held_bytes = bytes;
   job->next = NULL;
   pthread_mutex_lock(&p->mu);
-  if (p->stopping || p->n >= cap) {
+  int over_bytes = bytes && atomic_load(&p->held_bytes) + bytes > SY_CAPTURE_MAX_HELD_BYTES;
+  if (p->stopping || p->n >= cap || over_bytes) {
     pthread_mutex_unlock(&p->mu);
     if (kind == SY_JOB_CAPTURE) {
       atomic_fetch_add(&p->stats.dropped_full, 1);
-      log_drop(p, "queue full");
+      log_drop(p, over_bytes ? "queue over its byte cap" : "queue full");
     }
     return p->stopping ? SY_ECLOSED : SY_EFULL;
   }
@@ -118,6 +127,7 @@ int sy_capture_submit(sy_capture_pipe *p, sy_capture_job *job) {
   else p->head = job;
   p->tail = job;
   p->n++;
+  atomic_fetch_add(&p->held_bytes, bytes);
   atomic_store(&p->stats.queue_depth, p->n);
   if (p->n == 1 || p->n >= p->cfg->capture.batch_max) pthread_cond_signal(&p->cv);
   pthread_mutex_unlock(&p->mu);
@@ -177,6 +187,7 @@ static void process(sy_capture_pipe *p, sy_capture_job *list, rec_batch *b) {
           if (!nr) {
             sy_capture_record_free(rec);
             atomic_fetch_add(&p->stats.dropped_store, 1);
+            atomic_fetch_sub(&p->held_bytes, j->held_bytes);
             sy_capture_job_free(j);
             continue;
           }
@@ -186,6 +197,7 @@ static void process(sy_capture_pipe *p, sy_capture_job *list, rec_batch *b) {
         b->recs[b->n++] = rec;
         if (b->n >= p->cfg->capture.batch_max) flush_captures(p, b);
       }
+      atomic_fetch_sub(&p->held_bytes, j->held_bytes);
       sy_capture_job_free(j);
     } else {
       flush_captures(p, b); /* its capture may be in this batch */

@@ -45,6 +45,7 @@ typedef struct sy_capture_job {
   size_t resp_len;
   int resp_truncated;        /* the capture cap cut the response */
   int is_sse;
+  size_t held_bytes;         /* set by sy_capture_submit: body bytes counted against the cap */
   int status;                /* HTTP status sent, 0 = none */
   char *error;               /* owned, gateway-side error text or NULL */
   uint64_t ts_start_us, ts_end_us;

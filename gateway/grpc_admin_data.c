@@ -439,14 +439,12 @@ int sy_admin_get_report(sy_admin_ctx *ctx, const ProtobufCMessage *req, Protobuf
   }
   /* "" = the route's first arm, as published now */
   char base[SY_REPORT_MAX_NAME + 1] = "";
-  if (q->base_arm[0]) {
-    snprintf(base, sizeof base, "%s", q->base_arm);
-  } else {
-    sy_route_table *t = sy_route_slot_get(&ctx->gw->routes);
-    const sy_route *rt = t ? sy_route_table_find(t, q->name, strlen(q->name)) : NULL;
-    if (rt && rt->n_arms) snprintf(base, sizeof base, "%s", rt->arms[0].name.s);
-    sy_route_table_unref(t);
-  }
+  sy_route_table *t = sy_route_slot_get(&ctx->gw->routes);
+  const sy_route *rt = t ? sy_route_table_find(t, q->name, strlen(q->name)) : NULL;
+  int route_exists = rt != NULL;
+  if (q->base_arm[0]) snprintf(base, sizeof base, "%s", q->base_arm);
+  else if (rt && rt->n_arms) snprintf(base, sizeof base, "%s", rt->arms[0].name.s);
+  if (t) sy_route_table_unref(t);
   sy_report *rep = malloc(sizeof *rep);
   if (!rep) return OOM(errmsg, errlen);
   int rc = sy_report_compute(ctx->gw->store, q->name, from, to, base[0] ? base : NULL, rep);
@@ -454,6 +452,13 @@ int sy_admin_get_report(sy_admin_ctx *ctx, const ProtobufCMessage *req, Protobuf
     free(rep);
     snprintf(errmsg, errlen, "report: %s", sy_strerror(rc));
     return sy__admin_status(rc);
+  }
+  /* A deleted route still has a report while its captures exist; a name
+   * that is neither a route nor in any capture of the window is unknown. */
+  if (!route_exists && rep->n_arms == 0) {
+    free(rep);
+    snprintf(errmsg, errlen, "name: no route \"%s\" and no captures of it in the window", q->name);
+    return GRPC_STATUS_NOT_FOUND;
   }
   Switchyard__V1__GetReportResponse *r = malloc(sizeof *r);
   if (!r) {

@@ -394,6 +394,9 @@ test('captures, labels, export and the report', T, async () => {
   const empty = await ok('GetReport', { name: 'rep', from_us: '1000', to_us: '2000' });
   assert.ok(empty.arms.every((a) => a.requests === '0'));
   await fails('GetReport', { name: '' }, 'INVALID_ARGUMENT');
+  // neither a route nor in any capture: NOT_FOUND (a deleted route with
+  // captures still reports)
+  await fails('GetReport', { name: 'no-such-route' }, 'NOT_FOUND');
   await fails('GetReport', { name: 'rep', from_us: '5000', to_us: '4000' }, 'INVALID_ARGUMENT');
 });
 
