@@ -72,6 +72,46 @@ uint64_t sy_capture_next_id(sy_capture_pipe *p) {
 
 const sy_capture_stats *sy_capture_get_stats(const sy_capture_pipe *p) { return &p->stats; }
 
+static int compile_rules(const sy_config *cfg, sy_scrub_rules **out, char *err, size_t errlen) {
+  sy_scrub_pattern *pats = NULL;
+  size_t n = cfg->capture.n_pii_patterns;
+  if (n) {
+    pats = calloc(n, sizeof *pats);
+    if (!pats) return SY_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+      pats[i].name = cfg->capture.pii_patterns[i].name;
+      pats[i].pattern = cfg->capture.pii_patterns[i].pattern;
+    }
+  }
+  int rc = sy_scrub_rules_new(pats, n, out, err, errlen);
+  free(pats);
+  return rc;
+}
+
+int sy_capture_scrub_text(sy_capture_pipe *p, const sy_config *cfg, const char *in, char **out) {
+  sy_scrub_rules *own = NULL;
+  const sy_scrub_rules *rules = p ? p->rules : NULL;
+  char err[256];
+  int rc = 0;
+  if (!rules) {
+    if ((rc = compile_rules(cfg, &own, err, sizeof err)) != 0) return rc;
+    rules = own;
+  }
+  sy_scrubber *s = NULL;
+  rc = sy_scrubber_new(rules, &s);
+  sy_buf b;
+  sy_buf_init(&b, (size_t)SY_STORE_MAX_RECORD_BYTES);
+  if (!rc) rc = sy_scrub_text(s, in, strlen(in), &b, NULL);
+  if (!rc) {
+    *out = b.data ? sy_buf_detach(&b, NULL) : strdup("");
+    if (!*out) rc = SY_ENOMEM;
+  }
+  sy_buf_free(&b);
+  sy_scrubber_free(s);
+  sy_scrub_rules_free(own);
+  return rc;
+}
+
 void sy_capture_job_free(sy_capture_job *j) {
   if (!j) return;
   free(j->user);
@@ -277,18 +317,9 @@ int sy_capture_open(const sy_config *cfg, sy_store *store, sy_capture_pipe **out
   p->cfg = cfg;
   int rc;
 
-  sy_scrub_pattern *pats = NULL;
-  if (cfg->capture.n_pii_patterns) {
-    pats = calloc(cfg->capture.n_pii_patterns, sizeof *pats);
-    if (!pats) goto fail_alloc;
-    for (size_t i = 0; i < cfg->capture.n_pii_patterns; i++) {
-      pats[i].name = cfg->capture.pii_patterns[i].name;
-      pats[i].pattern = cfg->capture.pii_patterns[i].pattern;
-    }
-  }
   char serr[256] = "";
-  rc = sy_scrub_rules_new(pats, cfg->capture.n_pii_patterns, &p->rules, serr, sizeof serr);
-  free(pats);
+  rc = compile_rules(cfg, &p->rules, serr, sizeof serr);
+  if (rc == SY_ENOMEM) goto fail_alloc;
   if (rc) {
     snprintf(err, errlen, "capture.pii_patterns: %s", serr);
     goto fail_rules;

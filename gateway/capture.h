@@ -109,4 +109,11 @@ void sy_capture_job_free(sy_capture_job *job);
 
 const sy_capture_stats *sy_capture_get_stats(const sy_capture_pipe *p);
 
+/* Scrubs one text with the pipeline's PII rules (built-in plus
+ * capture.pii_patterns) for writers outside the capture writer (admin
+ * labels). p may be NULL (capture off): the rules are compiled for the call.
+ * Thread-safe. On success *out is malloc'ed (caller frees). Fails closed:
+ * a negative code and no text. */
+int sy_capture_scrub_text(sy_capture_pipe *p, const sy_config *cfg, const char *in, char **out);
+
 #endif

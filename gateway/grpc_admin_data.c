@@ -243,20 +243,32 @@ int sy_admin_label_capture(sy_admin_ctx *ctx, const ProtobufCMessage *req,
     snprintf(errmsg, errlen, "correction: over %u bytes", SY_ADMIN_MAX_LABEL_BYTES);
     return GRPC_STATUS_INVALID_ARGUMENT;
   }
-  /* A labeller is a trusted operator: the entry goes straight to the store
-   * (not through the capture writer's PII scrubber), in its own durable
-   * transaction. Verified = a thumbs up; a correction carries no rating. */
+  /* The entry goes straight to the store in its own durable transaction
+   * (not through the capture queue), but scrubbed like everything else that
+   * reaches the disk: a labeller may paste a customer's details. Fails
+   * closed. Verified = a thumbs up; a correction carries no rating. */
+  char *corr = NULL, *comment = NULL;
+  int src = sy_capture_scrub_text(ctx->gw->capture, ctx->cfg, q->correction, &corr);
+  if (!src) src = sy_capture_scrub_text(ctx->gw->capture, ctx->cfg, q->comment, &comment);
+  if (src) {
+    free(corr);
+    snprintf(errmsg, errlen, "correction: could not be scrubbed of personal data (%s); not stored",
+             sy_strerror(src));
+    return GRPC_STATUS_INTERNAL;
+  }
   sy_feedback fb;
   switchyard__v1__feedback__init(&fb);
   fb.capture_id = q->id;
   fb.rating = q->verified ? SWITCHYARD__V1__FEEDBACK__RATING__UP
                           : SWITCHYARD__V1__FEEDBACK__RATING__UNSPECIFIED;
-  fb.correction = q->correction;
-  fb.comment = q->comment;
+  fb.correction = corr;
+  fb.comment = comment;
   fb.tags = q->tags;
   fb.n_tags = q->n_tags;
   fb.labeller = (char *)ctx->caller;
   int rc = sy_store_put_feedback(ctx->gw->store, &fb);
+  free(corr);
+  free(comment);
   if (!rc) rc = sy_store_sync(ctx->gw->store); /* durable before OK in every mode */
   if (rc == SY_ENOTFOUND) {
     snprintf(errmsg, errlen, "id: no capture %llu", (unsigned long long)q->id);

@@ -398,6 +398,15 @@ test('captures, labels, export and the report', T, async () => {
   // captures still reports)
   await fails('GetReport', { name: 'no-such-route' }, 'NOT_FOUND');
   await fails('GetReport', { name: 'rep', from_us: '5000', to_us: '4000' }, 'INVALID_ARGUMENT');
+
+  // A label is scrubbed like everything else that reaches the disk.
+  const pii = await ok('LabelCapture', { id: one.id, correction: 'write to jane.roe@example.com',
+    comment: 'customer phone +1 415 555 0132' });
+  assert.ok(pii.feedback_id !== '0');
+  const gp = await ok('GetCapture', { id: one.id });
+  const last = gp.feedback[gp.feedback.length - 1];
+  assert.equal(last.correction, 'write to [EMAIL]');
+  assert.equal(last.comment, 'customer phone [PHONE]');
 });
 
 test('restart: routes, history and keys survive; the store wins over the file', T, async () => {
