@@ -330,8 +330,10 @@ test('a client that stops reading: the upstream is held back too (64 MB body)', 
   assert.ok(r.during?.startedAt, 'the upstream got the request');
   // The control: without backpressure the gateway would have drained the
   // whole body from the upstream (a loopback copy of 64 MB takes well under
-  // the pause), so this shows the stall reached the upstream.
-  assert.ok(sentPaused < size * 0.25, `the upstream was paused: ${msg}`);
+  // the pause), so this shows the stall reached the upstream. What the
+  // upstream did write sits in kernel socket buffers (four of them on the
+  // way, each autotuned up to several MiB on loopback), hence half, not less.
+  assert.ok(sentPaused < size * 0.5, `the upstream was paused: ${msg}`);
   assert.ok(grew < size * 0.25, `memory growth stays well below the response size: ${msg}`);
 
   assert.equal(r.response.status, 200);
