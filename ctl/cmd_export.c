@@ -11,6 +11,7 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "ctl/ctl.h"
+#include "ctl/timearg.h"
 #include "store/export.h"
 #include "store/store.h"
 
@@ -49,41 +50,6 @@ static int parse_double(const char *s, double *out) {
   return 0;
 }
 
-/* Parses a time option into microseconds since the epoch. */
-static int parse_time(const char *s, uint64_t now_us, uint64_t *out) {
-  char *end;
-  errno = 0;
-  unsigned long long v = strtoull(s, &end, 10);
-  if (end != s && !errno && *end == '\0') { /* unix seconds */
-    if (v > 4102444800ull) return -1;        /* past 2100: a typo, or microseconds */
-    *out = (uint64_t)v * 1000000u;
-    return 0;
-  }
-  if (end != s && !errno && end[1] == '\0') { /* an age */
-    uint64_t mult = end[0] == 's' ? 1 : end[0] == 'm' ? 60 : end[0] == 'h' ? 3600
-                  : end[0] == 'd' ? 86400 : 0;
-    if (!mult || v > 36500ull * 86400) return -1;
-    uint64_t age = (uint64_t)v * mult * 1000000u;
-    *out = age < now_us ? now_us - age : 0;
-    return 0;
-  }
-  struct tm tm;
-  memset(&tm, 0, sizeof tm);
-  const char *rest = strptime(s, "%Y-%m-%d", &tm);
-  if (!rest) return -1;
-  if (*rest == 'T' || *rest == ' ') {
-    const char *r2 = strptime(rest + 1, "%H:%M:%S", &tm);
-    if (!r2) r2 = strptime(rest + 1, "%H:%M", &tm);
-    if (!r2) return -1;
-    rest = r2;
-  }
-  if (*rest == 'Z') rest++;
-  if (*rest) return -1;
-  time_t t = timegm(&tm);
-  if (t < 0) return -1;
-  *out = (uint64_t)t * 1000000u;
-  return 0;
-}
 
 /* Output file written under a temporary name and renamed on success, so a
  * failed export never leaves a half file looking complete. */
@@ -168,10 +134,10 @@ int sy_ctl_cmd_export(int argc, char **argv) {
         goto bad;
       break;
     case O_SINCE:
-      if (parse_time(optarg, now_us, &eo.since_us)) goto bad;
+      if (sy_ctl_time_arg(optarg, now_us, &eo.since_us)) goto bad;
       break;
     case O_UNTIL:
-      if (parse_time(optarg, now_us, &eo.until_us)) goto bad;
+      if (sy_ctl_time_arg(optarg, now_us, &eo.until_us)) goto bad;
       break;
     case O_ROUTE: eo.route = optarg; break;
     case O_ARM: eo.arm = optarg; break;

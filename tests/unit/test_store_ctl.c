@@ -12,6 +12,7 @@
 
 #include "ctl/cmd_captures.c"
 #include "ctl/cmd_export.c"
+#include "ctl/timearg.c"
 #include "store/ftjson.h"
 #include "tests/unit/test_store_util.h"
 
@@ -203,20 +204,20 @@ static void test_export_bad_args(void **state) {
 static void test_parse_time(void **state) {
   (void)state;
   uint64_t t;
-  assert_int_equal(parse_time("1700000000", 0, &t), 0);
+  assert_int_equal(sy_ctl_time_arg("1700000000", 0, &t), 0);
   assert_int_equal(t, 1700000000000000ull);
-  assert_int_equal(parse_time("2026-01-02", 0, &t), 0);
+  assert_int_equal(sy_ctl_time_arg("2026-01-02", 0, &t), 0);
   assert_int_equal(t, 1767312000000000ull);
-  assert_int_equal(parse_time("2026-01-02T03:04:05Z", 0, &t), 0);
+  assert_int_equal(sy_ctl_time_arg("2026-01-02T03:04:05Z", 0, &t), 0);
   assert_int_equal(t, 1767312000000000ull + (3 * 3600 + 4 * 60 + 5) * 1000000ull);
-  assert_int_equal(parse_time("7d", 10 * 86400000000ull, &t), 0);
+  assert_int_equal(sy_ctl_time_arg("7d", 10 * 86400000000ull, &t), 0);
   assert_int_equal(t, 3 * 86400000000ull);
-  assert_int_equal(parse_time("90m", 7200000000ull, &t), 0);
+  assert_int_equal(sy_ctl_time_arg("90m", 7200000000ull, &t), 0);
   assert_int_equal(t, 1800000000ull);
-  assert_int_equal(parse_time("7w", 0, &t), -1);
-  assert_int_equal(parse_time("2026-13-01", 0, &t), -1);
-  assert_int_equal(parse_time("", 0, &t), -1);
-  assert_int_equal(parse_time("1700000000000000", 0, &t), -1); /* microseconds: refused */
+  assert_int_equal(sy_ctl_time_arg("7w", 0, &t), -1);
+  assert_int_equal(sy_ctl_time_arg("2026-13-01", 0, &t), -1);
+  assert_int_equal(sy_ctl_time_arg("", 0, &t), -1);
+  assert_int_equal(sy_ctl_time_arg("1700000000000000", 0, &t), -1); /* microseconds: refused */
 }
 
 static void test_captures_cmd(void **state) {
