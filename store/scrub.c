@@ -4,12 +4,12 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <pcre2.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
 
 #include "common/err.h"
 
@@ -273,81 +273,114 @@ static bool chk_sk(const char *in, size_t *st, size_t *en) {
  * is found (and, erring toward privacy, so is a CJK word glued to an address). */
 #define EM "A-Za-z0-9\\x80-\\xff"
 
+/* A rule's gate: counts of bytes that every match of the rule must contain
+ * (in the matched bytes themselves, \K-dropped prefixes included, never in
+ * lookarounds), so a subject lacking them is skipped without calling PCRE2.
+ * This is a pure prefilter: it never changes what a rule finds, only saves
+ * the call (most JSON strings in a chat body, such as roles, model names and
+ * ids, pass no gate at all). A check's minimum counts as part of its rule:
+ * a candidate with fewer digits than its check accepts is never a span.
+ * test_scrub_api.c compares every corpus line and random inputs with the
+ * gates on and off. */
+typedef struct {
+  uint8_t digits, upper, run, colons, dots; /* at least this many; run = longest [A-Za-z0-9_-]+ */
+  uint8_t cluster;  /* digits in one run of [0-9 .()/+-] (numbers written with separators) */
+  uint8_t all, any; /* SY_F_* bits: every one of `all`, one of `any` */
+  uint32_t letters; /* case-folded ASCII letters that must all occur */
+  const char *const *words; /* NULL, or one of these must occur (ASCII case-insensitive) */
+} sy_gate;
+
+/* Keywords the keyword rules cannot match without. */
+static const char *const kw_bearer[] = {"bearer", "basic", NULL};
+static const char *const kw_secret[] = {"pass", "secret", "key", "token", NULL};
+static const char *const kw_ssn[] = {"ssn", "ss#", "social", NULL};
+
+#define SY_F_AT 1u
+#define SY_F_DASH 2u
+#define SY_F_UNDER 4u
+#define SY_F_EQ 8u
+#define SY_F_PLUS 16u
+#define SY_F_SLASH 32u
+#define SY_F_SPACE 64u
+#define SY_F_COLON 128u
+#define L(c) (1u << ((c) - 'a'))
+
 static const struct {
   sy_scrub_type type;
   sy_check_fn check;
+  sy_gate gate;
   const char *re;
 } builtin[] = {
     /* secrets first: keys and tokens contain digit runs that look like other things.
      * A PEM block without its END line is scrubbed to the end of the text. */
-    {SY_SCRUB_SECRET, NULL,
+    {SY_SCRUB_SECRET, NULL, {.upper = 15, .run = 10, .all = SY_F_DASH, .letters = L('b') | L('e') | L('g') | L('k')},
      "-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----(?s:.*?)"
      "(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----|\\z)"},
-    {SY_SCRUB_SECRET, NULL,
+    {SY_SCRUB_SECRET, NULL, {.upper = 2, .run = 11, .dots = 2, .letters = L('e') | L('y') | L('j')},
      "(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\\.eyJ[A-Za-z0-9_-]{8,}\\.[A-Za-z0-9_-]*"},
-    {SY_SCRUB_SECRET, chk_sk, "(?<![A-Za-z0-9_-])sk-[A-Za-z0-9_-]{20,}"},
-    {SY_SCRUB_SECRET, NULL, NOT_AFTER_ALNUM "[sr]k_(?:live|test)_[A-Za-z0-9]{16,}"},
-    {SY_SCRUB_SECRET, NULL, "(?<![A-Za-z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])"},
-    {SY_SCRUB_SECRET, NULL,
+    {SY_SCRUB_SECRET, chk_sk, {.run = 23, .all = SY_F_DASH, .letters = L('s') | L('k')}, "(?<![A-Za-z0-9_-])sk-[A-Za-z0-9_-]{20,}"},
+    {SY_SCRUB_SECRET, NULL, {.run = 24, .all = SY_F_UNDER, .letters = L('k')}, NOT_AFTER_ALNUM "[sr]k_(?:live|test)_[A-Za-z0-9]{16,}"},
+    {SY_SCRUB_SECRET, NULL, {.upper = 4, .run = 20, .letters = L('a') | L('i')}, "(?<![A-Za-z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])"},
+    {SY_SCRUB_SECRET, NULL, {.run = 33, .all = SY_F_UNDER, .letters = L('g') | L('h')},
      NOT_AFTER_ALNUM "(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})"
                      "(?![A-Za-z0-9_])"},
-    {SY_SCRUB_SECRET, NULL, "(?<![A-Za-z0-9])xox[abposr]-[A-Za-z0-9-]{10,}"},
-    {SY_SCRUB_SECRET, NULL, "(?<![A-Za-z0-9_-])AIza[0-9A-Za-z_-]{35}(?![A-Za-z0-9_-])"},
-    {SY_SCRUB_SECRET, chk_token, "(?i)\\b(?:bearer|basic)\\s+\\K[A-Za-z0-9._~+/-]+=*"},
+    {SY_SCRUB_SECRET, NULL, {.run = 15, .all = SY_F_DASH, .letters = L('x') | L('o')}, "(?<![A-Za-z0-9])xox[abposr]-[A-Za-z0-9-]{10,}"},
+    {SY_SCRUB_SECRET, NULL, {.upper = 2, .run = 39, .letters = L('a') | L('i') | L('z')}, "(?<![A-Za-z0-9_-])AIza[0-9A-Za-z_-]{35}(?![A-Za-z0-9_-])"},
+    {SY_SCRUB_SECRET, chk_token, {.all = SY_F_SPACE, .words = kw_bearer}, "(?i)\\b(?:bearer|basic)\\s+\\K[A-Za-z0-9._~+/-]+=*"},
     /* the password in scheme://user:password@host */
-    {SY_SCRUB_SECRET, NULL, "://[^\\s/:@]{1,64}:\\K[^\\s/@]{3,128}(?=@)"},
-    {SY_SCRUB_SECRET, chk_token,
+    {SY_SCRUB_SECRET, NULL, {.colons = 2, .all = SY_F_AT | SY_F_SLASH}, "://[^\\s/:@]{1,64}:\\K[^\\s/@]{3,128}(?=@)"},
+    {SY_SCRUB_SECRET, chk_token, {.any = SY_F_COLON | SY_F_EQ, .words = kw_secret},
      "(?i)(?<![A-Za-z0-9])(?:password|passwd|passphrase|(?:client[_-]?)?secret|api[_-]?key|"
      "(?:access[_-]?|auth[_-]?|refresh[_-]?)?token|private[_-]?key)[\"']?\\s*[:=]\\s*[\"']?"
      "\\K[^\\s\"',;]{4,}"},
 
-    {SY_SCRUB_EMAIL, chk_email,
+    {SY_SCRUB_EMAIL, chk_email, {.dots = 1, .all = SY_F_AT},
      "(?<![" EM "._%+-])(?<![" EM "]')[" EM "][" EM "._%+'-]{0,63}@"
      "(?:[" EM "](?:[" EM "-]{0,61}[" EM "])?\\.)+[A-Za-z\\x80-\\xff]{2,24}(?![" EM "_-])"},
 
-    {SY_SCRUB_IBAN, chk_iban,
+    {SY_SCRUB_IBAN, chk_iban, {.upper = 2, .digits = 2},
      "(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?"
      "(?![A-Za-z0-9])"},
 
     /* 4-4-4-4(-3), Amex 4-6-5, Diners 4-6-4, one separator throughout */
-    {SY_SCRUB_CARD, chk_card,
+    {SY_SCRUB_CARD, chk_card, {.cluster = 13},
      "(?<![A-Za-z0-9_.,+/-])(?<![0-9] )[0-9]{4}(?:([ -])[0-9]{4}\\1[0-9]{4}\\1[0-9]{4}"
      "(?:\\1[0-9]{3})?|([ -])[0-9]{6}\\2[0-9]{4,5})(?![A-Za-z0-9_]|[ -][0-9]|[.,/][0-9])"},
-    {SY_SCRUB_CARD, chk_card, "(?<![A-Za-z0-9_.,+/-])[0-9]{13,19}" NUM_END},
+    {SY_SCRUB_CARD, chk_card, {.cluster = 13}, "(?<![A-Za-z0-9_.,+/-])[0-9]{13,19}" NUM_END},
 
-    {SY_SCRUB_SSN, chk_ssn,
+    {SY_SCRUB_SSN, chk_ssn, {.cluster = 9, .all = SY_F_DASH},
      "(?<![A-Za-z0-9_.,/-])(?<![0-9] )[0-9]{3}-[0-9]{2}-[0-9]{4}" NUM_END},
-    {SY_SCRUB_SSN, chk_ssn,
+    {SY_SCRUB_SSN, chk_ssn, {.cluster = 9, .words = kw_ssn},
      "(?i)\\b(?:ssn|social security(?: number| no\\.?)?|ss#)\\s*(?:#|no\\.?|number)?"
      "\\s*[:#=]?\\s*\\K[0-9]{3}[ -]?[0-9]{2}[ -]?[0-9]{4}(?![0-9])"},
 
     /* IPv6 before IPv4, so ::ffff:192.0.2.1 is one address */
-    {SY_SCRUB_IP, chk_ipv6,
+    {SY_SCRUB_IP, chk_ipv6, {.colons = 2},
      "(?<![A-Za-z0-9_:.])(?:[0-9A-Fa-f]{0,4}:){2,7}"
      "(?:(?:[0-9]{1,3}\\.){3}[0-9]{1,3}|[0-9A-Fa-f]{1,4})?(?![A-Za-z0-9_:]|\\.[0-9])"},
-    {SY_SCRUB_IP, chk_ipv4,
+    {SY_SCRUB_IP, chk_ipv4, {.digits = 4, .dots = 3},
      "(?<![A-Za-z0-9_.])(?:[0-9]{1,3}\\.){3}[0-9]{1,3}(?![A-Za-z0-9_]|\\.[0-9]|-[A-Za-z])"},
 
     /* +CC ... */
-    {SY_SCRUB_PHONE, chk_phone_plus,
+    {SY_SCRUB_PHONE, chk_phone_plus, {.cluster = 8, .all = SY_F_PLUS},
      "(?<![A-Za-z0-9_+])\\+[0-9]{1,3}(?: ?\\(0\\))?[ .-]?\\(?[0-9]{1,4}\\)?"
      "(?:[ .-]?[0-9]{2,5}){1,5}(?![A-Za-z0-9_]|[.-][0-9])"},
     /* 00CC ... */
-    {SY_SCRUB_PHONE, chk_phone_00,
+    {SY_SCRUB_PHONE, chk_phone_00, {.cluster = 10},
      "(?<![A-Za-z0-9_+])00 ?[1-9][0-9]{0,2}(?: ?\\(0\\))?[ .-]?\\(?[0-9]{1,4}\\)?"
      "(?:[ .-]?[0-9]{2,5}){1,5}(?![A-Za-z0-9_]|[.-][0-9])"},
     /* North America: area and exchange codes start with 2-9 */
-    {SY_SCRUB_PHONE, NULL,
+    {SY_SCRUB_PHONE, NULL, {.cluster = 10},
      "(?<![A-Za-z0-9_+.-])(?<![0-9] )(?:1[ .-]?)?"
      "(?:\\([2-9][0-9]{2}\\) ?[2-9][0-9]{2}[ .-][0-9]{4}"
      "|[2-9][0-9]{2}([ .-])[2-9][0-9]{2}\\1[0-9]{4})(?![A-Za-z0-9_]|[.-][0-9])"},
     /* any number right after a phone keyword */
-    {SY_SCRUB_PHONE, chk_phone_kw,
+    {SY_SCRUB_PHONE, chk_phone_kw, {.cluster = 7},
      "(?i)\\b(?:phone|telephone|tel|mobile|cell|fax|whatsapp|sms|"
      "(?:call|text|reach)(?: me| us)?(?: at| on)?)(?: number| no\\.?| #)?\\s*[:=#]?\\s*"
      "\\K\\+?\\(?[0-9][0-9 .()-]{5,20}[0-9](?![A-Za-z0-9_@]|[.-][0-9])"},
     /* national numbers with a trunk 0: 020 7946 0958, 030 901820, 06 12 34 56 78 */
-    {SY_SCRUB_PHONE, chk_phone_nat,
+    {SY_SCRUB_PHONE, chk_phone_nat, {.cluster = 9},
      "(?<![A-Za-z0-9_+.,/:-])(?<![0-9] )(?:\\(0[1-9][0-9]{0,3}\\) ?|0[1-9][0-9]{0,3}[ /-]?)"
      "[0-9]{2,8}(?:[ -][0-9]{2,8}){0,3}(?![A-Za-z0-9_]|[.,/:-][0-9])"},
 };
@@ -359,6 +392,8 @@ typedef struct {
   sy_check_fn check;
   sy_scrub_type type;
   bool jit;
+  bool gated; /* built-ins: skip when `gate` fails; extra patterns always run */
+  sy_gate gate;
   size_t ph_len;
   char ph[SY_SCRUB_MAX_NAME + 3]; /* "[NAME]" */
 } sy_rule;
@@ -437,6 +472,8 @@ int sy_scrub_rules_new(const sy_scrub_pattern *extra, size_t n, sy_scrub_rules *
     rs->n++;
     r->check = builtin[i].check;
     r->type = builtin[i].type;
+    r->gated = true;
+    r->gate = builtin[i].gate;
     r->ph_len = (size_t)snprintf(r->ph, sizeof r->ph, "[%s]", sy_scrub_type_name(r->type));
   }
   for (size_t i = 0; i < n; i++) {
@@ -504,6 +541,12 @@ typedef struct {
   uint32_t rule;
 } sy_span;
 
+/* What the gates look at, counted in one pass over the subject. */
+typedef struct {
+  size_t digits, upper, run, colons, dots, cluster;
+  uint32_t flags, letters;
+} sy_feat;
+
 struct sy_scrubber {
   const sy_scrub_rules *rules;
   pcre2_match_data *md;
@@ -513,6 +556,9 @@ struct sy_scrubber {
   sy_buf found;  /* what the current rule found */
   sy_buf merged; /* spans + found */
   sy_buf str;    /* sy_scrub_json: one scrubbed string */
+  sy_buf dec;    /* sy_scrub_json: one decoded string */
+  bool no_gates; /* tests: run every rule on every input */
+  sy_feat feat;  /* what the last sy__scrub_may_match counted */
   char err[256];
 };
 
@@ -537,6 +583,7 @@ int sy_scrubber_new(const sy_scrub_rules *rules, sy_scrubber **out) {
   sy_buf_init(&s->found, SY_SCRUB_MAX_SPANS * sizeof(sy_span));
   sy_buf_init(&s->merged, SY_SCRUB_MAX_SPANS * sizeof(sy_span));
   sy_buf_init(&s->str, SY_SCRUB_MAX_INPUT);
+  sy_buf_init(&s->dec, SY_SCRUB_MAX_INPUT);
   *out = s;
   return 0;
 fail:
@@ -554,6 +601,7 @@ void sy_scrubber_free(sy_scrubber *s) {
   sy_buf_free(&s->found);
   sy_buf_free(&s->merged);
   sy_buf_free(&s->str);
+  sy_buf_free(&s->dec);
   free(s);
 }
 
@@ -603,10 +651,117 @@ static int scan_gap(sy_scrubber *s, uint32_t ri, const char *in, size_t gs, size
   return 0;
 }
 
+
+/* Per byte: what it adds to the counts (16-bit lanes: digits, upper, dots,
+ * colons), the flag it sets, the letter it is, and whether it extends a run.
+ * Built once, on first use; a table keeps the scan free of branches. */
+static struct {
+  uint64_t lanes[256];
+  uint32_t letter[256];
+  uint8_t flag[256];
+  uint8_t run[256];
+  uint8_t num[256]; /* in a number written with separators: [0-9 .()/+-] */
+} ftab;
+static pthread_once_t ftab_once = PTHREAD_ONCE_INIT;
+
+static void ftab_init(void) {
+  for (int c = 0; c < 256; c++) {
+    if (c >= '0' && c <= '9') ftab.lanes[c] = 1;
+    if (c >= 'A' && c <= 'Z') ftab.lanes[c] = 1ull << 16;
+    if (c == '.') ftab.lanes[c] = 1ull << 32;
+    if (c == ':') ftab.lanes[c] = 1ull << 48, ftab.flag[c] = SY_F_COLON;
+    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') ftab.letter[c] = L(c | 0x20);
+    ftab.run[c] = (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c == '-' ||
+                  c == '_';
+  }
+  ftab.flag['@'] = SY_F_AT;
+  ftab.flag['-'] = SY_F_DASH;
+  ftab.flag['_'] = SY_F_UNDER;
+  ftab.flag['='] = SY_F_EQ;
+  ftab.flag['+'] = SY_F_PLUS;
+  ftab.flag['/'] = SY_F_SLASH;
+  for (const char *p = "0123456789 .()/+-"; *p; p++) ftab.num[(unsigned char)*p] = 1;
+  static const char sp[] = " \t\n\v\f\r";
+  for (const char *p = sp; *p; p++) ftab.flag[(unsigned char)*p] = SY_F_SPACE;
+}
+
+static void features(const char *in, size_t len, sy_feat *f) {
+  pthread_once(&ftab_once, ftab_init);
+  memset(f, 0, sizeof *f);
+  const unsigned char *p = (const unsigned char *)in;
+  size_t cur = 0, run = 0, cd = 0, cluster = 0;
+  uint32_t flags = 0, letters = 0;
+  while (len) {
+    /* 16-bit lanes cannot overflow within 65535 bytes */
+    size_t n = len < 65535 ? len : 65535;
+    uint64_t lanes = 0;
+    for (size_t i = 0; i < n; i++) {
+      unsigned c = p[i];
+      lanes += ftab.lanes[c];
+      flags |= ftab.flag[c];
+      letters |= ftab.letter[c];
+      cur = ftab.run[c] ? cur + 1 : 0;
+      run = cur > run ? cur : run;
+      cd = ftab.num[c] ? cd + (c - '0' < 10u) : 0;
+      cluster = cd > cluster ? cd : cluster;
+    }
+    f->digits += lanes & 0xFFFF;
+    f->upper += (lanes >> 16) & 0xFFFF;
+    f->dots += (lanes >> 32) & 0xFFFF;
+    f->colons += lanes >> 48;
+    p += n;
+    len -= n;
+  }
+  f->run = run;
+  f->cluster = cluster;
+  f->flags = flags;
+  f->letters = letters;
+}
+
+/* Does `w` (lower case) occur in in[0, len), ignoring ASCII case? */
+static bool has_word(const char *in, size_t len, const char *w) {
+  size_t wl = strlen(w);
+  for (size_t i = 0; i + wl <= len; i++) {
+    size_t k = 0;
+    while (k < wl && (in[i + k] | 0x20) == w[k]) k++;
+    if (k == wl) return true;
+  }
+  return false;
+}
+
+static bool gate_open(const sy_rule *r, const sy_feat *f, const char *in, size_t len) {
+  const sy_gate *g = &r->gate;
+  if (!r->gated) return true;
+  if (!(f->digits >= g->digits && f->upper >= g->upper && f->run >= g->run &&
+        f->colons >= g->colons && f->dots >= g->dots && f->cluster >= g->cluster &&
+        (f->flags & g->all) == g->all && (!g->any || (f->flags & g->any)) &&
+        (f->letters & g->letters) == g->letters))
+    return false;
+  if (!g->words) return true;
+  for (const char *const *w = g->words; *w; w++)
+    if (has_word(in, len, *w)) return true;
+  return false;
+}
+
+bool sy__scrub_may_match(sy_scrubber *s, const char *in, size_t len) {
+  features(in, len, &s->feat);
+  if (s->no_gates || s->rules->n > SY_NBUILTIN) return len > 0;
+  for (size_t ri = 0; ri < s->rules->n; ri++) {
+    if (gate_open(&s->rules->rule[ri], &s->feat, in, len)) return true;
+  }
+  return false;
+}
+
+void sy__scrubber_set_gates(sy_scrubber *s, bool on) { s->no_gates = !on; }
+
 /* Finds every entity; leaves them sorted and disjoint in s->spans. */
-static int find_spans(sy_scrubber *s, const char *in, size_t len) {
+static int find_spans(sy_scrubber *s, const char *in, size_t len, const sy_feat *pre) {
+  sy_feat ft;
   sy_buf_reset(&s->spans);
+  if (pre) ft = *pre;
+  else features(in, len, &ft);
   for (uint32_t ri = 0; ri < s->rules->n; ri++) {
+    if (!s->no_gates && !gate_open(&s->rules->rule[ri], &ft, in, len)) continue;
     sy_buf_reset(&s->found);
     const sy_span *acc = SPANS(&s->spans);
     size_t na = NSPANS(&s->spans), gs = 0;
@@ -635,8 +790,21 @@ static int find_spans(sy_scrubber *s, const char *in, size_t len) {
   return 0;
 }
 
+static int scrub_text(sy_scrubber *s, const char *in, size_t len, sy_buf *out,
+                      sy_scrub_counts *counts, const sy_feat *pre);
+
 int sy_scrub_text(sy_scrubber *s, const char *in, size_t len, sy_buf *out,
                   sy_scrub_counts *counts) {
+  return scrub_text(s, in, len, out, counts, NULL);
+}
+
+int sy__scrub_text_gated(sy_scrubber *s, const char *in, size_t len, sy_buf *out,
+                         sy_scrub_counts *counts) {
+  return scrub_text(s, in, len, out, counts, &s->feat);
+}
+
+static int scrub_text(sy_scrubber *s, const char *in, size_t len, sy_buf *out,
+                      sy_scrub_counts *counts, const sy_feat *pre) {
   s->err[0] = '\0';
   if (counts) memset(counts, 0, sizeof *counts);
   if (len > SY_SCRUB_MAX_INPUT) {
@@ -645,7 +813,7 @@ int sy_scrub_text(sy_scrubber *s, const char *in, size_t len, sy_buf *out,
     return SY_ETOOBIG;
   }
   if (len == 0) return 0;
-  int rc = find_spans(s, in, len);
+  int rc = find_spans(s, in, len, pre);
   if (rc) {
     if (!s->err[0]) snprintf(s->err, sizeof s->err, "%s", sy_strerror(rc));
     return rc;
@@ -673,91 +841,11 @@ int sy_scrub_text(sy_scrubber *s, const char *in, size_t len, sy_buf *out,
   return 0;
 }
 
-/* ---- JSON ---------------------------------------------------------------- */
+/* ---- for scrub_json.c ---------------------------------------------------- */
 
-static void add_counts(sy_scrub_counts *to, const sy_scrub_counts *c) {
-  for (int t = 0; t < SY_SCRUB_NTYPES; t++) to->n[t] += c->n[t];
-  to->total += c->total;
-}
-
-static int scrub_node(sy_scrubber *s, cJSON *node, int depth, sy_scrub_counts *acc) {
-  if (depth > SY_SCRUB_MAX_JSON_DEPTH) {
-    snprintf(s->err, sizeof s->err, "JSON nested deeper than %d", SY_SCRUB_MAX_JSON_DEPTH);
-    return SY_ETOOBIG;
-  }
-  for (; node; node = node->next) {
-    if (cJSON_IsString(node) && node->valuestring) {
-      sy_scrub_counts c;
-      sy_buf_reset(&s->str);
-      int rc = sy_scrub_text(s, node->valuestring, strlen(node->valuestring), &s->str, &c);
-      if (rc) return rc;
-      if (c.total) {
-        if (!cJSON_SetValuestring(node, s->str.data ? s->str.data : "")) return SY_ENOMEM;
-        add_counts(acc, &c);
-      }
-    } else if (cJSON_IsArray(node) || cJSON_IsObject(node)) {
-      int rc = scrub_node(s, node->child, depth + 1, acc);
-      if (rc) return rc;
-    }
-  }
-  return 0;
-}
-
-/* cJSON turns "\u0000" into a NUL that silently cuts the string short; the
- * rest of that value would vanish from the capture, so refuse instead. */
-static bool has_escaped_nul(const char *j, size_t n) {
-  for (size_t i = 0; i + 1 < n; i++) {
-    if (j[i] != '\\') continue;
-    if (j[i + 1] == 'u' && i + 5 < n && !memcmp(j + i + 2, "0000", 4)) return true;
-    i++; /* skip the escaped character: in "\\u0000" the backslash is escaped, the u is text */
-  }
-  return false;
-}
-
-int sy_scrub_json(sy_scrubber *s, const char *json, size_t len, sy_buf *out,
-                  sy_scrub_counts *counts) {
-  s->err[0] = '\0';
-  if (counts) memset(counts, 0, sizeof *counts);
-  if (len > SY_SCRUB_MAX_INPUT) {
-    snprintf(s->err, sizeof s->err, "JSON of %zu bytes exceeds the %u byte limit", len,
-             (unsigned)SY_SCRUB_MAX_INPUT);
-    return SY_ETOOBIG;
-  }
-  if (has_escaped_nul(json, len)) {
-    snprintf(s->err, sizeof s->err, "JSON string with an escaped NUL (\\u0000)");
-    return SY_EINVAL;
-  }
-  const char *end = NULL;
-  cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
-  if (!root) {
-    snprintf(s->err, sizeof s->err, "invalid JSON near byte %zu",
-             end && end >= json ? (size_t)(end - json) : (size_t)0);
-    return SY_EINVAL;
-  }
-  int rc = 0;
-  size_t tail = end ? (size_t)(end - json) : len;
-  while (tail < len && strchr(" \t\r\n", json[tail]) && json[tail]) tail++;
-  if (tail != len) {
-    snprintf(s->err, sizeof s->err, "invalid JSON: trailing data at byte %zu", tail);
-    rc = SY_EINVAL;
-    goto done;
-  }
-  sy_scrub_counts acc = {{0}, 0};
-  rc = scrub_node(s, root, 0, &acc);
-  if (rc) goto done;
-  char *text = cJSON_PrintUnformatted(root);
-  if (!text) {
-    rc = SY_ENOMEM;
-    goto done;
-  }
-  rc = sy_buf_append(out, text, strlen(text));
-  cJSON_free(text);
-  if (rc) {
-    snprintf(s->err, sizeof s->err, "output: %s", sy_strerror(rc));
-    goto done;
-  }
-  if (counts) *counts = acc;
-done:
-  cJSON_Delete(root);
-  return rc;
+sy_buf *sy__scrubber_str(sy_scrubber *s) { return &s->str; }
+sy_buf *sy__scrubber_dec(sy_scrubber *s) { return &s->dec; }
+char *sy__scrubber_err(sy_scrubber *s, size_t *cap) {
+  *cap = sizeof s->err;
+  return s->err;
 }

@@ -128,13 +128,16 @@ const char *sy_scrubber_last_error(const sy_scrubber *s);
 int sy_scrub_text(sy_scrubber *s, const char *in, size_t len, sy_buf *out,
                   sy_scrub_counts *counts);
 
-/* Parses `len` bytes of JSON (cJSON), scrubs every string value (object keys
- * are kept as they are: they are schema, not data), and APPENDS the compact
- * re-serialisation to `out`. Whitespace is not preserved, and numbers are
- * re-printed by cJSON (integers beyond 2^53 lose precision). Returns 0, or
- * SY_EINVAL (not valid JSON, trailing garbage, or a string with an escaped
- * NUL), SY_ETOOBIG (len, nesting beyond SY_SCRUB_MAX_JSON_DEPTH, or out's
- * cap), SY_ENOMEM, SY_EIO (PCRE2 error); on failure out is unchanged. */
+/* Scrubs every string value of `len` bytes of JSON (object keys are kept as
+ * they are: they are schema, not data) and APPENDS the result to `out`. Only
+ * changed strings are rewritten (escapes decoded before scrubbing, the result
+ * re-encoded); every other byte, whitespace and number spelling included, is
+ * copied as it was, so a clean document comes out byte for byte. Strings may
+ * hold any escape, "\u0000" included; numbers, true, false and null are not
+ * scrubbed. Returns 0, or SY_EINVAL (not RFC 8259 JSON: syntax, trailing data,
+ * a raw control character or an unpaired surrogate in a string), SY_ETOOBIG
+ * (len, nesting beyond SY_SCRUB_MAX_JSON_DEPTH, or out's cap), SY_ENOMEM,
+ * SY_EIO (PCRE2 error); on failure out is unchanged. */
 int sy_scrub_json(sy_scrubber *s, const char *json, size_t len, sy_buf *out,
                   sy_scrub_counts *counts);
 
@@ -151,5 +154,18 @@ bool sy__scrub_iban_ok(const char *s, size_t n);
 bool sy__scrub_ssn_ok(const char *s, size_t n);
 bool sy__scrub_ipv4_ok(const char *s, size_t n);
 bool sy__scrub_ipv6_ok(const char *s, size_t n);
+/* False when no rule can match anywhere in in[0, len) (every gate closed);
+ * true otherwise, and always with extra patterns. */
+bool sy__scrub_may_match(sy_scrubber *s, const char *in, size_t len);
+/* sy_scrub_text for the text the last sy__scrub_may_match looked at (same
+ * bytes, unchanged): reuses its counts instead of scanning again. */
+int sy__scrub_text_gated(sy_scrubber *s, const char *in, size_t len, sy_buf *out,
+                         sy_scrub_counts *counts);
+/* Tests: false runs every rule on every input, to compare with the gates on. */
+void sy__scrubber_set_gates(sy_scrubber *s, bool on);
+/* scrub_json.c's view of the scrubber's workspace. */
+sy_buf *sy__scrubber_str(sy_scrubber *s);
+sy_buf *sy__scrubber_dec(sy_scrubber *s);
+char *sy__scrubber_err(sy_scrubber *s, size_t *cap);
 
 #endif

@@ -101,10 +101,10 @@ static void test_json(void **state) {
   sy_scrub_counts c;
   assert_int_equal(sy_scrub_json(s, j, strlen(j), &out, &c), 0);
   assert_string_equal(out.data,
-                      "{\"model\":\"gpt-4o\",\"a@b.io\":\"key stays\",\"messages\":[{\"role\":"
-                      "\"user\",\"content\":\"mail me: [EMAIL]\"},{\"nested\":[[\"deep\",{"
-                      "\"card\":\"[CARD]\"}]]}],\"n\":4111111111111111,\"ok\":true,\"none\":null,"
-                      "\"t\":0.5}");
+                      "{ \"model\": \"gpt-4o\", \"a@b.io\": \"key stays\",\n"
+      "  \"messages\": [ {\"role\": \"user\", \"content\": \"mail me: [EMAIL]\"},\n"
+      "    {\"nested\": [[\"deep\", {\"card\": \"[CARD]\"}]]} ],\n"
+      "  \"n\": 4111111111111111, \"ok\": true, \"none\": null, \"t\": 0.5 }");
   assert_int_equal(c.n[SY_SCRUB_EMAIL], 1);
   assert_int_equal(c.n[SY_SCRUB_CARD], 1);
   assert_int_equal(c.total, 2);
@@ -119,12 +119,34 @@ static void test_json(void **state) {
   sy_buf_reset(&out);
   sy_buf_appends(&out, "kept");
   const char *bad[] = {"{\"a\": \"x@y.io\"", "{\"a\": 1} trailing", "", "not json",
-                       "{\"a\": \"b\\u0000c@d.io\"}", "[\"\\ud800\"]"};
+                       "[\"\\ud800\"]", "[\"\\udc00x@y.io\"]", "[\"\\ud800\\u0041\"]",
+                       "[\"a\nb\"]", "[01]", "[1.]", "[-]", "[1e]", "{\"a\" 1}", "[1,]",
+                       "{\"a\":1,}", "tru", "[\"\\x\"]", "[\"\\u12g4\"]", "{1:2}", "[\"a\"",
+                       "\"x@y.io"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     assert_int_equal(sy_scrub_json(s, bad[i], strlen(bad[i]), &out, &c), SY_EINVAL);
     assert_string_equal(out.data, "kept");
     assert_true(strlen(sy_scrubber_last_error(s)) > 0);
   }
+  /* an escaped NUL is text like any other: kept, and the rest of the string scrubbed */
+  sy_buf_reset(&out);
+  const char *nul = "{\"a\": \"b\\u0000c@d.io\"}";
+  assert_int_equal(sy_scrub_json(s, nul, strlen(nul), &out, &c), 0);
+  assert_string_equal(out.data, "{\"a\": \"b\\u0000[EMAIL]\"}");
+  /* a clean document comes out byte for byte; any top-level value is JSON */
+  const char *same[] = {" {\"a\" : [1, -0.5e+3, true,false , null, \"\\u00e9\\/\"]}\n", "\"plain\"", "42",
+                        "[\"\\ud83d\\ude00\"]", "{}", "[]"};
+  for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+    sy_buf_reset(&out);
+    assert_int_equal(sy_scrub_json(s, same[i], strlen(same[i]), &out, &c), 0);
+    assert_string_equal(out.data, same[i]);
+    assert_int_equal(c.total, 0);
+  }
+  /* a string found through a surrogate-pair escape is decoded, scrubbed, re-encoded as UTF-8 */
+  sy_buf_reset(&out);
+  const char *pair = "[\"\\ud83d\\ude00 x@example.com\"]";
+  assert_int_equal(sy_scrub_json(s, pair, strlen(pair), &out, &c), 0);
+  assert_string_equal(out.data, "[\"\xf0\x9f\x98\x80 [EMAIL]\"]");
   /* "\\u0000" is an escaped backslash and text, not a NUL */
   const char *notnul = "[\"\\\\u0000\"]";
   assert_int_equal(sy_scrub_json(s, notnul, strlen(notnul), &out, &c), 0);
@@ -286,6 +308,80 @@ static void *thread_main(void *arg) {
   return (void *)bad;
 }
 
+/* The gates only skip work: random inputs built from pieces of every entity
+ * type come out the same with the gates on and off, as text and as JSON. */
+static void test_gates_change_nothing(void **state) {
+  (void)state;
+  static const char *const piece[] = {
+      "4111", "1111", " ", "-", ".", "@", "example.com", "x", "sk-", "sk_live_", "AKIA", "AIza",
+      "ghp_", "xoxb-", "eyJ", "Bearer ", "basic ", "password=", "token: ", "://u:", "::", ":",
+      "192.168.", "10.0.0.1", "DE89 3704 0044 0532 0130 00", "+44 20 7946 0958", "0044 ", "(415) ",
+      "555-0132", "SSN ", "123-45-6789", "phone: ", "020 7946 0958", "-----BEGIN RSA PRIVATE KEY-----",
+      "ABCDEFGHIJKLMNOP", "abcdefghij0123456789", "_", "+", "/", "=", "\t", "9", "0", "Z", "\xc3\xa9",
+      "ffff:", "2001:db8::1", "user.name+tag@", "mail.example.org", "\"", "\\",
+      "api_key: ", "Passphrase=", "social security number ", "ss# ", "BEARER ", "secret=",
+      "private-key: ", "tel ", "call me at ", "(0)", "()", "1-800-555-0199", "4111-1111-1111-1111",
+      "030 901820", "00 49 30 901820", "+1 415 555 0132", "378282246310005", "a ", "b"};
+  const size_t np = sizeof piece / sizeof piece[0];
+  sy_scrub_rules *r = new_rules(NULL, 0);
+  sy_scrubber *g, *u;
+  assert_int_equal(sy_scrubber_new(r, &g), 0);
+  assert_int_equal(sy_scrubber_new(r, &u), 0);
+  sy__scrubber_set_gates(u, false);
+  sy_buf in, a, b, js;
+  sy_buf_init(&in, 1 << 16);
+  sy_buf_init(&a, 1 << 18);
+  sy_buf_init(&b, 1 << 18);
+  sy_buf_init(&js, 1 << 18);
+  uint64_t x = 0x9E3779B97F4A7C15ull;
+  unsigned found = 0, skipped = 0;
+  for (int iter = 0; iter < 20000; iter++) {
+    sy_buf_reset(&in);
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    int n = 1 + (int)(x % 12);
+    for (int k = 0; k < n; k++) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      assert_int_equal(sy_buf_appends(&in, piece[x % np]), 0);
+    }
+    sy_scrub_counts ca, cb;
+    sy_buf_reset(&a);
+    sy_buf_reset(&b);
+    assert_int_equal(sy_scrub_text(g, in.data, in.len, &a, &ca), 0);
+    assert_int_equal(sy_scrub_text(u, in.data, in.len, &b, &cb), 0);
+    if (a.len != b.len || memcmp(a.data, b.data, a.len))
+      printf("gated/ungated differ on: %s\n  gated:   %s\n  ungated: %s\n", in.data, a.data, b.data);
+    assert_int_equal(a.len, b.len);
+    assert_memory_equal(a.data, b.data, a.len);
+    assert_int_equal(ca.total, cb.total);
+    found += ca.total > 0;
+    if (!sy__scrub_may_match(g, in.data, in.len)) {
+      skipped++;
+      assert_int_equal(ca.total, 0);
+    }
+    /* the same text as a JSON string value */
+    sy_buf_reset(&js);
+    sy_buf_appends(&js, "{\"k\":\"");
+    sy_buf_append_json_str(&js, in.data, in.len);
+    sy_buf_appends(&js, "\"}");
+    sy_buf_reset(&a);
+    sy_buf_reset(&b);
+    assert_int_equal(sy_scrub_json(g, js.data, js.len, &a, &ca), 0);
+    assert_int_equal(sy_scrub_json(u, js.data, js.len, &b, &cb), 0);
+    assert_int_equal(a.len, b.len);
+    assert_memory_equal(a.data, b.data, a.len);
+  }
+  /* both sides of the gates were exercised */
+  assert_true(found > 5000);
+  assert_true(skipped > 500);
+  sy_buf_free(&in);
+  sy_buf_free(&a);
+  sy_buf_free(&b);
+  sy_buf_free(&js);
+  sy_scrubber_free(g);
+  sy_scrubber_free(u);
+  sy_scrub_rules_free(r);
+}
+
 static void test_threads_share_rules(void **state) {
   (void)state;
   sy_scrub_rules *r = new_rules(NULL, 0);
@@ -308,6 +404,7 @@ int main(void) {
       cmocka_unit_test(test_empty_and_limits),
       cmocka_unit_test(test_fail_closed),
       cmocka_unit_test(test_jit),
+      cmocka_unit_test(test_gates_change_nothing),
       cmocka_unit_test(test_threads_share_rules),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
