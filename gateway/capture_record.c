@@ -7,6 +7,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "gateway/jsonscan.h"
 
 #define SY_SSE_MAX_CHOICES 16
 #define SY_SSE_MAX_TOOL_CALLS 64
@@ -180,12 +181,15 @@ static void sse_free(sse_state *st) {
   cJSON_Delete(st->usage);
 }
 
-int sy__sse_assemble(const char *data, size_t len, sy_buf *out, int *done, char **error) {
+/* Assembles the stream into a chat.completion tree (*tree, caller frees);
+ * content fields are capped at `cap` bytes. */
+static int sse_assemble_tree(const char *data, size_t len, size_t cap, cJSON **tree, int *done,
+                             char **error) {
+  *tree = NULL;
   sse_state *st = calloc(1, sizeof *st);
   if (!st) return SY_ENOMEM;
   *done = 0;
   *error = NULL;
-  size_t cap = out->max ? out->max : len;
   const char *p = data, *end = data + len;
   while (p < end) {
     const char *eol = memchr(p, '\n', (size_t)(end - p));
@@ -218,10 +222,19 @@ int sy__sse_assemble(const char *data, size_t len, sy_buf *out, int *done, char 
   cJSON *o = sse_build(st);
   sse_free(st);
   free(st);
-  char *s = o ? cJSON_PrintUnformatted(o) : NULL;
+  if (!o) return SY_ENOMEM;
+  *tree = o;
+  return 0;
+}
+
+int sy__sse_assemble(const char *data, size_t len, sy_buf *out, int *done, char **error) {
+  cJSON *o;
+  int rc = sse_assemble_tree(data, len, out->max ? out->max : len, &o, done, error);
+  if (rc) return rc;
+  char *s = cJSON_PrintUnformatted(o);
   cJSON_Delete(o);
   if (!s) return SY_ENOMEM;
-  int rc = sy_buf_appends(out, s);
+  rc = sy_buf_appends(out, s);
   free(s);
   return rc;
 }
@@ -298,10 +311,13 @@ static int refs_replace(cJSON *req, sy_capture *rec) {
 
 /* ---- records --------------------------------------------------------------------------- */
 
-static int scrub_body(sy_scrubber *s, const char *data, size_t len, ProtobufCBinaryData *out) {
+/* Scrubs a body into out: as JSON when it is JSON (*is_json = 1), else as text. */
+static int scrub_body(sy_scrubber *s, const char *data, size_t len, ProtobufCBinaryData *out,
+                      int *is_json) {
   sy_buf b;
   sy_buf_init(&b, (size_t)SY_STORE_MAX_RECORD_BYTES);
   int rc = sy_scrub_json(s, data, len, &b, NULL);
+  if (is_json) *is_json = rc == 0;
   if (rc == SY_EINVAL) rc = sy_scrub_text(s, data, len, &b, NULL); /* not JSON: keep it as text */
   if (rc) {
     sy_buf_free(&b);
@@ -310,6 +326,18 @@ static int scrub_body(sy_scrubber *s, const char *data, size_t len, ProtobufCBin
   out->data = (uint8_t *)sy_buf_detach(&b, &out->len);
   if (!out->data) out->data = (uint8_t *)strdup("");
   return 0;
+}
+
+/* The string value [vs, ve) of a body known to be valid JSON, decoded and
+ * malloc'ed; NULL when it is absent, not a string, or out of memory. */
+static char *span_string(const char *json, const sy_json_span *sp) {
+  size_t vs = sp->start, ve = sp->end;
+  if (!sp->found || ve - vs < 2 || json[vs] != '"') return NULL;
+  if (!memchr(json + vs, '\\', ve - vs)) return strndup(json + vs + 1, ve - vs - 2);
+  cJSON *v = cJSON_ParseWithLength(json + vs, ve - vs);
+  char *r = cJSON_IsString(v) ? strdup(v->valuestring) : NULL;
+  cJSON_Delete(v);
+  return r;
 }
 
 static void usage_fields(const cJSON *resp, sy_capture *rec) {
@@ -357,46 +385,59 @@ int sy_capture_record_build(const sy_capture_job *j, const sy_config *cfg, sy_sc
   rec->sticky = j->sticky;
   if (j->arm) rec->arm = strdup(j->arm);
 
-  /* request */
-  cJSON *req = cJSON_ParseWithLength(j->req_body ? j->req_body : "", j->req_len);
+  /* request. The common body (no image parts) is scrubbed straight from its
+   * bytes and its few fields are read in place; only a body with image_url
+   * parts is parsed into a tree, for the data: URLs to become references. */
+  const char *rb = j->req_body ? j->req_body : "";
+  size_t rl = j->req_body ? j->req_len : 0;
   const char *user = j->user;
-  char *printed = NULL;
-  if (req) {
-    const char *model = json_str(req, "model");
-    /* The route is what the app asked for; the model is what the arm asked
-     * the upstream for (the same on pass-through). */
-    rec->route = dup_or_empty(j->route ? j->route : model);
-    rec->model = dup_or_empty(j->model ? j->model : model);
-    rec->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "stream"));
-    if (!user) user = json_str(req, "user");
-    if (!cfg->capture.keep_images) {
+  char *model = NULL, *body_user = NULL;
+  int is_json = 0;
+  if (!cfg->capture.keep_images && memmem(rb, rl, "\"image_url\"", 11)) {
+    cJSON *req = cJSON_ParseWithLength(rb, rl);
+    char *printed = NULL;
+    if (req) {
       int n = refs_replace(req, rec);
       if (n < 0) rc = n;
       else if (n > 0 && !(printed = cJSON_PrintUnformatted(req))) rc = SY_ENOMEM;
     }
+    cJSON_Delete(req);
+    if (!rc) rc = scrub_body(scrub, printed ? printed : rb, printed ? strlen(printed) : rl,
+                             &rec->request_body, &is_json);
+    free(printed);
+  } else {
+    rc = scrub_body(scrub, rb, rl, &rec->request_body, &is_json);
   }
+  if (!rc && is_json) { /* the fields come from the request as the app sent it */
+    static const char *const keys[] = {"model", "user", "stream"};
+    sy_json_span sp[3];
+    sy_json_find_top_keys(rb, rl, keys, 3, sp);
+    model = span_string(rb, &sp[0]);
+    body_user = span_string(rb, &sp[1]);
+    rec->stream = sp[2].found && sp[2].end - sp[2].start == 4 && !memcmp(rb + sp[2].start, "true", 4);
+  }
+  /* The route is what the app asked for; the model is what the arm asked
+   * the upstream for (the same on pass-through). */
+  if (j->route || model) rec->route = dup_or_empty(j->route ? j->route : model);
+  if (j->model || model) rec->model = dup_or_empty(j->model ? j->model : model);
+  if (!user) user = body_user;
   if (user && *user) {
     char h[33];
     sy__user_hash(user, strlen(user), h);
     rec->user_hash = strdup(h);
   }
-  if (!rc) {
-    const char *body = printed ? printed : (j->req_body ? j->req_body : "");
-    rc = scrub_body(scrub, body, printed ? strlen(printed) : j->req_len, &rec->request_body);
-  }
-  free(printed);
-  cJSON_Delete(req);
+  free(model);
+  free(body_user);
 
   /* response */
   if (!rc && j->resp_len) {
-    sy_buf asm_buf;
-    sy_buf_init(&asm_buf, cfg->capture.max_response_bytes + 65536);
-    const char *body = j->resp_body;
-    size_t blen = j->resp_len;
+    cJSON *resp = NULL;
+    char *printed = NULL;
     if (j->is_sse) {
       int done = 0;
       char *err = NULL;
-      rc = sy__sse_assemble(j->resp_body, j->resp_len, &asm_buf, &done, &err);
+      rc = sse_assemble_tree(j->resp_body, j->resp_len, cfg->capture.max_response_bytes + 65536,
+                             &resp, &done, &err);
       if (!done) rec->truncated = 1;
       if (err) {
         if (rec->error == protobuf_c_empty_string || !rec->error[0]) {
@@ -406,16 +447,17 @@ int sy_capture_record_build(const sy_capture_job *j, const sy_config *cfg, sy_sc
           free(err);
         }
       }
-      body = asm_buf.data;
-      blen = asm_buf.len;
+      if (!rc && !(printed = cJSON_PrintUnformatted(resp))) rc = SY_ENOMEM;
+    } else {
+      resp = cJSON_ParseWithLength(j->resp_body, j->resp_len);
     }
     if (!rc) {
-      cJSON *resp = cJSON_ParseWithLength(body, blen);
       if (resp) usage_fields(resp, rec);
-      cJSON_Delete(resp);
-      rc = scrub_body(scrub, body, blen, &rec->response_body);
+      rc = scrub_body(scrub, printed ? printed : j->resp_body,
+                      printed ? strlen(printed) : j->resp_len, &rec->response_body, NULL);
     }
-    sy_buf_free(&asm_buf);
+    cJSON_Delete(resp);
+    free(printed);
   }
   if (rc) {
     sy_capture_record_free(rec);

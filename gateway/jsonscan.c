@@ -43,30 +43,45 @@ static size_t skip_ws(const char *s, size_t len, size_t i) {
   return i;
 }
 
-int sy_json_find_top_key(const char *s, size_t len, const char *key, size_t *vstart,
-                         size_t *vend) {
-  size_t klen = strlen(key);
+int sy_json_find_top_keys(const char *s, size_t len, const char *const *keys, size_t nkeys,
+                          sy_json_span *out) {
+  size_t found = 0;
+  for (size_t k = 0; k < nkeys; k++) out[k].start = out[k].end = 0, out[k].found = 0;
   size_t i = skip_ws(s, len, 0);
-  if (i >= len || s[i] != '{') return -1;
+  if (i >= len || s[i] != '{') return 0;
   i++;
   for (;;) {
     i = skip_ws(s, len, i);
-    if (i >= len || s[i] != '"') return -1;
+    if (i >= len || s[i] != '"') return (int)found;
     size_t kstart = i + 1;
     i = skip_string(s, len, i);
     size_t kend = i - 1;
     i = skip_ws(s, len, i);
-    if (i >= len || s[i] != ':') return -1;
+    if (i >= len || s[i] != ':') return (int)found;
     i = skip_ws(s, len, i + 1);
     size_t v0 = i;
     i = skip_value(s, len, i);
-    if (kend - kstart == klen && memcmp(s + kstart, key, klen) == 0) {
-      *vstart = v0;
-      *vend = i;
-      return 0;
+    for (size_t k = 0; k < nkeys; k++) {
+      /* the first occurrence wins, as in cJSON_GetObjectItem */
+      if (!out[k].found && strlen(keys[k]) == kend - kstart &&
+          memcmp(s + kstart, keys[k], kend - kstart) == 0) {
+        out[k].start = v0;
+        out[k].end = i;
+        out[k].found = 1;
+        if (++found == nkeys) return (int)found;
+      }
     }
     i = skip_ws(s, len, i);
-    if (i >= len || s[i] != ',') return -1;
+    if (i >= len || s[i] != ',') return (int)found;
     i++;
   }
+}
+
+int sy_json_find_top_key(const char *s, size_t len, const char *key, size_t *vstart,
+                         size_t *vend) {
+  sy_json_span sp;
+  if (!sy_json_find_top_keys(s, len, &key, 1, &sp)) return -1;
+  *vstart = sp.start;
+  *vend = sp.end;
+  return 0;
 }

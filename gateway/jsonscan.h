@@ -12,4 +12,13 @@
 int sy_json_find_top_key(const char *json, size_t len, const char *key, size_t *vstart,
                          size_t *vend);
 
+/* The same for several keys in one pass: out[k] gets keys[k]'s value span
+ * (found = 1) or stays {0, 0, 0}. Returns how many keys were found. */
+typedef struct {
+  size_t start, end;
+  int found;
+} sy_json_span;
+int sy_json_find_top_keys(const char *json, size_t len, const char *const *keys, size_t nkeys,
+                          sy_json_span *out);
+
 #endif
