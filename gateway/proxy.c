@@ -5,6 +5,7 @@
 #include "gateway/proxy.h"
 
 #include <openssl/crypto.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,8 +13,10 @@
 #include <time.h>
 
 #include "common/err.h"
+#include "common/jsonwalk.h"
 #include "common/log.h"
 #include "gateway/feedback.h"
+#include "gateway/jsonscan.h"
 #include "gateway/keyset.h" /* admin: runtime client keys */
 #include "gateway/proxy_internal.h"
 #include "gateway/respond.h"
@@ -160,54 +163,112 @@ static int content_type_is_json(const sy_conn *c) {
          (len == 16 || v[16] == ';' || v[16] == ' ');
 }
 
+/* What the gateway reads from an OpenAI JSON body: value spans of its
+ * top-level members, found without building a tree (the body is validated
+ * by common/jsonwalk.h first, so the spans are well-formed JSON). */
+enum { F_MODEL, F_MESSAGES, F_PROMPT, F_INPUT, F_USER, F_TOOLS, F_STREAM, F_LOGPROBS,
+       F_STREAM_OPTIONS, F_COUNT };
+static const char *const field_names[F_COUNT] = {"model", "messages", "prompt", "input", "user",
+                                                  "tools", "stream", "logprobs", "stream_options"};
+#define SY_MAX_REQUEST_JSON_DEPTH 256
+
+typedef struct {
+  const char *body;
+  sy_json_span f[F_COUNT];
+  /* decoded "model" and "user" strings: point into the body unless escaped */
+  const char *model, *user;
+  size_t model_len, user_len;
+  sy_buf dec; /* backing for escaped ones */
+} req_fields;
+
+static int span_is(const req_fields *r, int k, char first) {
+  return r->f[k].found && r->body[r->f[k].start] == first;
+}
+
+static int span_true(const req_fields *r, int k) {
+  return r->f[k].found && r->f[k].end - r->f[k].start == 4 && !memcmp(r->body + r->f[k].start, "true", 4);
+}
+
+/* A string member's text: in place, or decoded into r->dec. -1 when absent
+ * or not a string. */
+static int span_text(req_fields *r, int k, const char **s, size_t *n) {
+  if (!span_is(r, k, '"')) return -1;
+  const char *raw = r->body + r->f[k].start + 1;
+  size_t len = r->f[k].end - r->f[k].start - 2;
+  if (!memchr(raw, '\\', len)) {
+    *s = raw;
+    *n = len;
+    return 0;
+  }
+  size_t at = r->dec.len;
+  if (sy_buf_reserve(&r->dec, len + 1) || sy_json_decode_string(raw, len, &r->dec)) return -1;
+  /* r->dec may move when it grows: store offsets, fixed up below */
+  *s = (const char *)(uintptr_t)at;
+  *n = r->dec.len - at;
+  return 1;
+}
+
 /* Parses and checks what the gateway relies on in an OpenAI JSON body.
- * Answers 400 and returns NULL when the body does not qualify. */
-static cJSON *parse_json_body(sy_conn *c, sy_endpoint ep) {
+ * Answers 400 and returns -1 when the body does not qualify. */
+static int parse_json_body(sy_conn *c, sy_endpoint ep, req_fields *r) {
   if (!content_type_is_json(c)) {
     sy_conn_respond_error(c, 400, "Invalid Content-Type header: expected application/json.", NULL,
                           "invalid_content_type");
-    return NULL;
+    return -1;
   }
-  cJSON *root = cJSON_ParseWithLength(c->req.body.data ? c->req.body.data : "", c->req.body.len);
-  if (!root) {
+  const char *body = c->req.body.data ? c->req.body.data : "";
+  size_t len = c->req.body.len;
+  int wrc = sy_json_walk(body, len, SY_MAX_REQUEST_JSON_DEPTH, NULL, NULL, NULL);
+  if (wrc) {
     sy_conn_respond_error(c, 400,
-                          "We could not parse the JSON body of your request. The body must be "
-                          "valid JSON.",
+                          wrc == SY_ETOOBIG ? "The JSON body of your request is nested too deeply."
+                                            : "We could not parse the JSON body of your request. "
+                                              "The body must be valid JSON.",
                           NULL, "invalid_json");
-    return NULL;
+    return -1;
   }
+  r->body = body;
+  sy_buf_init(&r->dec, len + 16);
+  sy_json_find_top_keys(body, len, field_names, F_COUNT, r->f);
   const char *param = NULL, *msg = NULL;
-  if (!cJSON_IsObject(root)) {
+  size_t p0 = 0;
+  while (p0 < len && strchr(" \t\r\n", body[p0])) p0++;
+  int mk = -1, uk = -1;
+  if (p0 >= len || body[p0] != '{') {
     msg = "The request body must be a JSON object.";
-  } else {
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
-    if (!cJSON_IsString(model) || !model->valuestring[0]) {
-      param = "model";
-      msg = "You must provide a model parameter (a non-empty string).";
-    } else if (ep == EP_CHAT) {
-      const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "messages");
-      if (!cJSON_IsArray(m) || cJSON_GetArraySize(m) == 0) {
-        param = "messages";
-        msg = "You must provide a messages parameter (a non-empty array).";
-      }
-    } else if (ep == EP_COMPLETIONS) {
-      if (!cJSON_GetObjectItemCaseSensitive(root, "prompt")) {
-        param = "prompt";
-        msg = "You must provide a prompt parameter.";
-      }
-    } else if (ep == EP_EMBEDDINGS) {
-      if (!cJSON_GetObjectItemCaseSensitive(root, "input")) {
-        param = "input";
-        msg = "You must provide an input parameter.";
-      }
+  } else if ((mk = span_text(r, F_MODEL, &r->model, &r->model_len)) < 0 || r->model_len == 0) {
+    param = "model";
+    msg = "You must provide a model parameter (a non-empty string).";
+  } else if (ep == EP_CHAT) {
+    const sy_json_span *m = &r->f[F_MESSAGES];
+    size_t k = m->start + 1;
+    while (k < m->end && strchr(" \t\r\n", body[k])) k++;
+    if (!span_is(r, F_MESSAGES, '[') || body[k] == ']') {
+      param = "messages";
+      msg = "You must provide a messages parameter (a non-empty array).";
+    }
+  } else if (ep == EP_COMPLETIONS) {
+    if (!r->f[F_PROMPT].found) {
+      param = "prompt";
+      msg = "You must provide a prompt parameter.";
+    }
+  } else if (ep == EP_EMBEDDINGS) {
+    if (!r->f[F_INPUT].found) {
+      param = "input";
+      msg = "You must provide an input parameter.";
     }
   }
+  if (!msg) uk = span_text(r, F_USER, &r->user, &r->user_len);
+  /* decoded strings live in r->dec, which is complete now */
+  if (mk == 1) r->model = r->dec.data + (uintptr_t)r->model;
+  if (uk == 1) r->user = r->dec.data + (uintptr_t)r->user;
+  if (uk < 0) r->user = NULL;
   if (msg) {
-    cJSON_Delete(root);
+    sy_buf_free(&r->dec);
     sy_conn_respond_error(c, 400, msg, param, param ? "missing_required_parameter" : "invalid_body");
-    return NULL;
+    return -1;
   }
-  return root;
+  return 0;
 }
 
 /* ---- headers for the upstream ------------------------------------------------------ */
@@ -301,29 +362,25 @@ static int wants_capture(const sy_conn *c, const sy_client_key *key, const sy_ro
   return 1;
 }
 
-static void decide(sy_proxy *px, const cJSON *root, const sy_client_key *key) {
+static void decide(sy_proxy *px, const req_fields *r, const sy_client_key *key) {
   sy_conn *c = px->c;
   sy_worker *w = px->w;
   const sy_route_table *t = sy_route_view_get(&w->rview, &w->gw->routes);
   px->arm = -1;
-  if (!t || !root) return;
-  const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
-  const cJSON *user = cJSON_GetObjectItemCaseSensitive(root, "user");
+  if (!t) return;
   sy_route_request rq = {0};
-  rq.model = model->valuestring;
-  rq.model_len = strlen(model->valuestring);
+  rq.model = r->model;
+  rq.model_len = r->model_len;
   rq.header_user = sy_conn_header(c, "x-switchyard-user", &rq.header_user_len);
-  if (cJSON_IsString(user)) {
-    rq.user = user->valuestring;
-    rq.user_len = strlen(user->valuestring);
-  }
+  rq.user = r->user;
+  rq.user_len = r->user ? r->user_len : 0;
   if (key) {
     rq.client_key = key->name;
     rq.client_key_len = strlen(key->name);
   }
   rq.tenant = sy_conn_header(c, "x-switchyard-tenant", &rq.tenant_len);
   rq.prompt_bytes = c->req.body.len;
-  rq.has_tools = cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(root, "tools"));
+  rq.has_tools = span_is(r, F_TOOLS, '[');
   if (sy_router_decide(t, &rq, sy__worker_rand(w), &px->d) != 0 || !px->d.route) return;
   px->table = sy_route_table_ref((sy_route_table *)t);
   px->is_route = 1;
@@ -387,20 +444,22 @@ void sy_proxy_handle(sy_conn *c) {
   if (path_is(url, path_len, "/v1/chat/completions")) ep = EP_CHAT;
   else if (path_is(url, path_len, "/v1/completions")) ep = EP_COMPLETIONS;
   else if (path_is(url, path_len, "/v1/embeddings")) ep = EP_EMBEDDINGS;
-  cJSON *root = NULL;
+  req_fields rf;
+  memset(&rf, 0, sizeof rf);
+  sy_buf_init(&rf.dec, 0);
   if (ep != EP_OTHER) {
     if (m != HTTP_POST) {
       sy_conn_respond_error(c, 405, "Method not allowed: use POST.", NULL, "method_not_allowed");
       return;
     }
-    if (!(root = parse_json_body(c, ep))) return;
+    if (parse_json_body(c, ep, &rf)) return;
   }
 
   sy_worker *w = c->w;
   const sy_config *cfg = w->cfg;
   sy_proxy *px = calloc(1, sizeof *px);
   if (!px) {
-    cJSON_Delete(root);
+    sy_buf_free(&rf.dec);
     sy_conn_respond_error(c, 500, "Out of memory.", NULL, "internal_error");
     return;
   }
@@ -415,17 +474,22 @@ void sy_proxy_handle(sy_conn *c) {
   sy_buf_init(&px->resp, cfg->capture.max_response_bytes);
   sy_buf_init(&px->cbuf, cfg->capture.max_response_bytes + (1u << 20));
   if (client_headers(c, &px->hdrs, &px->n_hdrs) != 0) {
-    cJSON_Delete(root);
+    sy_buf_free(&rf.dec);
     sy__proxy_free(px);
     sy_conn_respond_error(c, 431, "Request header fields too large.", NULL, "headers_too_large");
     return;
   }
   if (ep == EP_CHAT || ep == EP_COMPLETIONS) {
-    decide(px, root, key);
-    px->client_stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "stream"));
-    px->client_logprobs = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "logprobs"));
-    const cJSON *so = cJSON_GetObjectItemCaseSensitive(root, "stream_options");
-    px->include_usage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
+    decide(px, &rf, key);
+    px->client_stream = span_true(&rf, F_STREAM);
+    px->client_logprobs = span_true(&rf, F_LOGPROBS);
+    if (span_is(&rf, F_STREAM_OPTIONS, '{')) {
+      static const char *const iu[] = {"include_usage"};
+      const sy_json_span *so = &rf.f[F_STREAM_OPTIONS];
+      sy_json_span v;
+      sy_json_find_top_keys(rf.body + so->start, so->end - so->start, iu, 1, &v);
+      px->include_usage = v.found && v.end - v.start == 4 && !memcmp(rf.body + so->start + v.start, "true", 4);
+    }
     if (ep != EP_CHAT) px->cascade = SY_CASCADE_NONE; /* logprobs differ for completions */
     if (wants_capture(c, key, px->d.route)) {
       sy_capture_job *j = calloc(1, sizeof *j);
@@ -444,7 +508,7 @@ void sy_proxy_handle(sy_conn *c) {
       }
     }
   }
-  cJSON_Delete(root);
+  sy_buf_free(&rf.dec);
   if (px->is_route) {
     sy_conn_add_header(c, "x-switchyard-route", px->d.route->name.s);
     const sy_retry_policy *rp = &px->d.route->retry;
