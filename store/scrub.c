@@ -386,6 +386,7 @@ static const struct {
 };
 
 #define SY_NBUILTIN (sizeof builtin / sizeof builtin[0])
+_Static_assert(SY_NBUILTIN <= 64, "open gates are a 64-bit mask");
 
 typedef struct {
   pcre2_code *code;
@@ -558,7 +559,7 @@ struct sy_scrubber {
   sy_buf str;    /* sy_scrub_json: one scrubbed string */
   sy_buf dec;    /* sy_scrub_json: one decoded string */
   bool no_gates; /* tests: run every rule on every input */
-  sy_feat feat;  /* what the last sy__scrub_may_match counted */
+  uint64_t open; /* the gates the last sy__scrub_may_match found open */
   char err[256];
 };
 
@@ -721,10 +722,16 @@ static void features(const char *in, size_t len, sy_feat *f) {
 /* Does `w` (lower case) occur in in[0, len), ignoring ASCII case? */
 static bool has_word(const char *in, size_t len, const char *w) {
   size_t wl = strlen(w);
-  for (size_t i = 0; i + wl <= len; i++) {
-    size_t k = 0;
-    while (k < wl && (in[i + k] | 0x20) == w[k]) k++;
-    if (k == wl) return true;
+  if (len < wl) return false;
+  const char *end = in + len - wl + 1; /* last possible start + 1 */
+  for (int up = 0; up < 2; up++) {     /* memchr for the first letter, in either case */
+    char c0 = up ? (char)(w[0] & ~0x20) : w[0];
+    if (up && c0 == w[0]) break;        /* not a letter: one pass is enough */
+    for (const char *p = in; p < end && (p = memchr(p, c0, (size_t)(end - p))); p++) {
+      size_t k = 1;
+      while (k < wl && (p[k] | 0x20) == w[k]) k++;
+      if (k == wl) return true;
+    }
   }
   return false;
 }
@@ -743,25 +750,30 @@ static bool gate_open(const sy_rule *r, const sy_feat *f, const char *in, size_t
   return false;
 }
 
+/* Which built-in rules' gates are open on in[0, len): bit ri. */
+static uint64_t open_gates(const sy_scrubber *s, const char *in, size_t len) {
+  sy_feat f;
+  uint64_t open = 0;
+  features(in, len, &f);
+  for (size_t ri = 0; ri < SY_NBUILTIN; ri++)
+    if (gate_open(&s->rules->rule[ri], &f, in, len)) open |= 1ull << ri;
+  return open;
+}
+
 bool sy__scrub_may_match(sy_scrubber *s, const char *in, size_t len) {
-  features(in, len, &s->feat);
+  s->open = open_gates(s, in, len);
   if (s->no_gates || s->rules->n > SY_NBUILTIN) return len > 0;
-  for (size_t ri = 0; ri < s->rules->n; ri++) {
-    if (gate_open(&s->rules->rule[ri], &s->feat, in, len)) return true;
-  }
-  return false;
+  return s->open != 0;
 }
 
 void sy__scrubber_set_gates(sy_scrubber *s, bool on) { s->no_gates = !on; }
 
 /* Finds every entity; leaves them sorted and disjoint in s->spans. */
-static int find_spans(sy_scrubber *s, const char *in, size_t len, const sy_feat *pre) {
-  sy_feat ft;
+static int find_spans(sy_scrubber *s, const char *in, size_t len, const uint64_t *pre) {
   sy_buf_reset(&s->spans);
-  if (pre) ft = *pre;
-  else features(in, len, &ft);
+  uint64_t open = pre ? *pre : open_gates(s, in, len);
   for (uint32_t ri = 0; ri < s->rules->n; ri++) {
-    if (!s->no_gates && !gate_open(&s->rules->rule[ri], &ft, in, len)) continue;
+    if (!s->no_gates && ri < SY_NBUILTIN && !(open >> ri & 1)) continue;
     sy_buf_reset(&s->found);
     const sy_span *acc = SPANS(&s->spans);
     size_t na = NSPANS(&s->spans), gs = 0;
@@ -791,7 +803,7 @@ static int find_spans(sy_scrubber *s, const char *in, size_t len, const sy_feat 
 }
 
 static int scrub_text(sy_scrubber *s, const char *in, size_t len, sy_buf *out,
-                      sy_scrub_counts *counts, const sy_feat *pre);
+                      sy_scrub_counts *counts, const uint64_t *pre);
 
 int sy_scrub_text(sy_scrubber *s, const char *in, size_t len, sy_buf *out,
                   sy_scrub_counts *counts) {
@@ -800,11 +812,11 @@ int sy_scrub_text(sy_scrubber *s, const char *in, size_t len, sy_buf *out,
 
 int sy__scrub_text_gated(sy_scrubber *s, const char *in, size_t len, sy_buf *out,
                          sy_scrub_counts *counts) {
-  return scrub_text(s, in, len, out, counts, &s->feat);
+  return scrub_text(s, in, len, out, counts, &s->open);
 }
 
 static int scrub_text(sy_scrubber *s, const char *in, size_t len, sy_buf *out,
-                      sy_scrub_counts *counts, const sy_feat *pre) {
+                      sy_scrub_counts *counts, const uint64_t *pre) {
   s->err[0] = '\0';
   if (counts) memset(counts, 0, sizeof *counts);
   if (len > SY_SCRUB_MAX_INPUT) {
