@@ -15,7 +15,11 @@
 
 static const char USAGE[] =
     "usage: switchyard-load URL [options]\n"
-    "  URL                      http://HOST:PORT/PATH (default path /v1/chat/completions)\n"
+    "  URL                      http://HOST:PORT/PATH: HTTP/1.1 keep-alive, one connection per\n"
+    "                           --connections (default path /v1/chat/completions)\n"
+    "                           grpc://HOST:PORT: the gRPC Inference service (plaintext HTTP/2);\n"
+    "                           ChatCompletion, or ChatCompletionStream for streamed requests;\n"
+    "                           --connections concurrent calls over min(N, 8) connections\n"
     "Mode:\n"
     "  --rate R                 open loop: R requests/s on a fixed schedule, latency measured\n"
     "                           from each request's intended send time (omit: closed loop)\n"
@@ -27,14 +31,15 @@ static const char USAGE[] =
     "  --requests N             measured requests to send\n"
     "  --duration S             measured seconds (fractions allowed)\n"
     "  --warmup S               seconds before measuring (default 0)\n"
-    "  --timeout-ms MS          per request, connect included (default 30000)\n"
+    "  --timeout-ms MS          per request, connect included (default 30000); over gRPC, the\n"
+    "                           call's deadline\n"
     "Requests:\n"
     "  --body FILE              one JSON request body\n"
     "  --mix FILE.jsonl         weighted request mix: chat bodies, or `switchyardctl export`\n"
     "                           lines (no model: --model is used and the last assistant turn\n"
     "                           is dropped); optional \"weight\" per line\n"
     "  --model M                model for lines without one (and the built-in body)\n"
-    "  --header 'K: v'          extra request header (repeatable)\n"
+    "  --header 'K: v'          extra request header (repeatable); gRPC metadata for grpc://\n"
     "  --stream                 set \"stream\": true; report time to first byte and chunk gaps\n"
     "  --users N                end-user ids (\"user\" field, x-switchyard-user header) drawn\n"
     "  --zipf S                 from a Zipf distribution over N ids with exponent S (default 1.1)\n"
@@ -190,6 +195,9 @@ static void parse_args(int argc, char **argv, sy_load_cfg *c) {
     }
   }
   if (!c->url) bad_usage("%s", "no URL given");
+  if (strncmp(c->url, "http://", 7) != 0 && strncmp(c->url, "https://", 8) != 0 &&
+      strncmp(c->url, "grpc://", 7) != 0)
+    bad_usage("the URL must start with http:// or grpc:// (got '%s')", c->url);
   if (!c->requests && c->duration_s <= 0)
     bad_usage("%s", "give --requests N and/or --duration S: a run is always bounded");
   if (c->warmup_s + c->duration_s > SY_LOAD_MAX_SECONDS)
@@ -215,13 +223,16 @@ int main(int argc, char **argv) {
     return 1;
   }
 
+  cfg.mix = &mix;
   sy_load_stats *st = malloc(sizeof *st);
   if (!st) {
     sy_load_mix_free(&mix);
     fprintf(stderr, "switchyard-load: out of memory\n");
     return 1;
   }
-  rc = sy_load_run(&cfg, &mix, &sy_load_http_ops, st, err, sizeof err);
+  const sy_load_target_ops *ops = strncmp(cfg.url, "grpc://", 7) == 0 ? &sy_load_grpc_ops
+                                                                       : &sy_load_http_ops;
+  rc = sy_load_run(&cfg, &mix, ops, st, err, sizeof err);
   if (rc) {
     fprintf(stderr, "switchyard-load: %s\n", err[0] ? err : sy_strerror(rc));
   } else {

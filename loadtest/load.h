@@ -5,7 +5,9 @@
  *
  *   load.c         main and the command line
  *   load_run.c     the engine: schedule, connection slots, queue, stats
- *   load_http.c    HTTP/1.1 keep-alive target (libuv + http-parser)
+ *   load_http.c    HTTP/1.1 keep-alive target (libuv + http-parser), http:// URLs
+ *   load_grpc.c    gRPC target (switchyard.v1.Inference, gRPC C core), grpc:// URLs
+ *   load_grpc_req.c  the OpenAI JSON body as a ChatCompletionRequest
  *   load_report.c  the readable summary and the JSON report
  *   load_mix.c     request bodies (--body, --mix JSONL, export replay)
  *   load_hist.c    log-bucketed latency histogram
@@ -15,9 +17,11 @@
  * The engine knows nothing about the wire: it talks to a target through
  * sy_load_target_ops (a table of functions over numbered "slots", each of
  * which carries one request at a time). The HTTP target maps a slot to a
- * keep-alive TCP connection; a gRPC target would map it to one call at a
- * time on a shared channel, with the same callbacks. Everything runs on one
- * libuv loop; nothing here is thread-safe. */
+ * keep-alive TCP connection; the gRPC target maps it to one call at a time
+ * on a few shared channels (HTTP/2 connections), with the same callbacks.
+ * Everything the engine sees runs on one libuv loop; nothing here is
+ * thread-safe (the gRPC target's completion-queue thread only hands events
+ * to the loop). */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -79,6 +83,10 @@ typedef struct sy_load_cfg {
   uint64_t seed;
   const char *json_path;
   int quiet;
+  /* The loaded request mix (set by main before the run): a target that
+   * encodes bodies ahead of time (gRPC) reads it in create(); every
+   * sy_load_req's item points into it. */
+  const sy_load_mix *mix;
 } sy_load_cfg;
 
 /* One request as a target sees it. `item` belongs to the mix and outlives
@@ -130,8 +138,43 @@ typedef struct sy_load_target_ops {
   void (*destroy)(sy_load_target *t);
 } sy_load_target_ops;
 
-/* HTTP/1.1 keep-alive over plain TCP (load_http.c). */
+/* HTTP/1.1 keep-alive over plain TCP (load_http.c). URL http://HOST:PORT[/PATH]. */
 extern const sy_load_target_ops sy_load_http_ops;
+
+/* gRPC over plaintext HTTP/2 (load_grpc.c). URL grpc://HOST:PORT. Unary items
+ * call /switchyard.v1.Inference/ChatCompletion, streamed ones (--stream or
+ * "stream": true) ChatCompletionStream: first_byte at the first message,
+ * chunk per message, done at the status. --header flags become metadata
+ * (name lowercased; Host, Connection, Content-Type, TE, User-Agent and other
+ * HTTP/1.1 framing headers are dropped with a warning); user ids go in the
+ * `user` field and x-switchyard-user. Status → outcome: OK → 200;
+ * INVALID_ARGUMENT / FAILED_PRECONDITION / OUT_OF_RANGE → 400,
+ * UNAUTHENTICATED → 401, PERMISSION_DENIED → 403, NOT_FOUND → 404,
+ * ALREADY_EXISTS / ABORTED → 409, RESOURCE_EXHAUSTED → 429 (all http_4xx);
+ * UNIMPLEMENTED → 501, UNKNOWN / INTERNAL / DATA_LOSS → 500 (http_5xx).
+ * UNAVAILABLE and DEADLINE_EXCEEDED sent by the server (with its metadata)
+ * are 503 / 504; made up by the client they are connect (the request never
+ * went out), reset (it did) and timeout. An OK answer that does not decode
+ * is parse. The first status message of each failing code is logged
+ * (warn); gRPC's own log lines only with SWITCHYARD_LOAD_DEBUG set. Needs
+ * cfg->mix. create() calls grpc_init and destroy() grpc_shutdown: one gRPC
+ * target at a time per process. */
+extern const sy_load_target_ops sy_load_grpc_ops;
+
+/* Turns an OpenAI chat request body into a packed ChatCompletionRequest
+ * (internal to the gRPC target; exposed for tests). model, messages (role,
+ * content string, or content_json for any other content, name,
+ * tool_call_id, tool_calls), the numeric and boolean parameters, stop, user,
+ * tools / tool_choice / response_format (as *_json) and
+ * stream_options.include_usage are modelled; "stream" is dropped (the method
+ * carries it); every other member, and a modelled one of a type the proto
+ * cannot hold, goes into extra_json unchanged, so the gateway builds the
+ * same body as over HTTP. Unmodelled members of a message are dropped.
+ * On success *out is malloc'd (caller frees) and 0 is returned; SY_EINVAL
+ * (not an object, no valid role, model not a string ...; reason in err) or
+ * SY_ENOMEM otherwise, with *out NULL. */
+int sy__load_grpc_encode(const char *json, size_t len, uint8_t **out, size_t *outlen, char *err,
+                         size_t errsz);
 
 /* Everything a run measured. Latencies are in µs. */
 typedef struct sy_load_stats {

@@ -2,19 +2,24 @@
 // accuracy in open loop, exact counts in closed loop, streaming timings,
 // latency under injected server delay, the JSON report, errors (refused
 // port, HTTP errors, timeouts), keep-alive closes, and mix/export replay.
+// The gRPC target (grpc:// URLs) runs against a real gateway with
+// --grpc-listen in front of the mock: counts, body conversion, streaming
+// timings, open-loop rate, auth errors and a dead target.
 //
-// Binaries: LOAD_BIN (falls back to build-load/loadtest/switchyard-load) and
-// MOCK_BIN (falls back to build-load/loadtest/switchyard-mock).
+// Binaries: LOAD_BIN (falls back to build-load/loadtest/switchyard-load),
+// MOCK_BIN (falls back to build-load/loadtest/switchyard-mock) and, for the
+// gRPC tests, SWITCHYARD_BIN (falls back to build-load/gateway/switchyard;
+// those tests are skipped when there is no gateway binary).
 //   node --test --test-reporter=spec tests/integration/load.test.mjs
-import { test, after, describe } from 'node:test';
+import { test, after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  SLOW, assertNoSanitizerReport, closedPort, mockRequests, runToExit, startMock, stopAll,
-  tempDir,
+  SLOW, assertNoSanitizerReport, closedPort, mockRequests, runToExit, startGateway, startMock,
+  stopAll, tempDir,
 } from './lib/harness.mjs';
 
 const ROOT = process.env.SY_SOURCE_DIR ?? resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -27,6 +32,10 @@ function binFromEnv(name, fallback) {
 }
 const LOAD_BIN = binFromEnv('LOAD_BIN', 'build-load/loadtest/switchyard-load');
 binFromEnv('MOCK_BIN', 'build-load/loadtest/switchyard-mock');
+// The gateway is optional here (the file is registered without it).
+if (!process.env.SWITCHYARD_BIN && existsSync(join(ROOT, 'build-load/gateway/switchyard')))
+  process.env.SWITCHYARD_BIN = join(ROOT, 'build-load/gateway/switchyard');
+const NO_GATEWAY = !process.env.SWITCHYARD_BIN && 'no gateway binary (SWITCHYARD_BIN)';
 const MIX = join(ROOT, 'tests', 'data', 'load', 'mix.jsonl');
 const EXPORT = join(ROOT, 'tests', 'data', 'load', 'export.jsonl');
 
@@ -366,5 +375,166 @@ describe('switchyard-load', () => {
     const h = await runToExit(LOAD_BIN, ['--help']);
     assert.equal(h.code, 0);
     assert.match(h.stdout, /--rate R/);
+  });
+});
+
+describe('switchyard-load over gRPC (grpc://)', { skip: NO_GATEWAY }, () => {
+  let mock;
+  let gw;
+  let grpcUrl;
+  const auth = () => ['--header', `Authorization: Bearer ${gw.key}`];
+
+  before(async () => {
+    mock = await startMock(['--quiet']);
+    gw = await startGateway(mock.url + '/v1', { args: ['--grpc-listen', '127.0.0.1:0'] });
+    const m = /^switchyard grpc listening on (\S+)$/m.exec(gw.stdout());
+    assert.ok(m, `no gRPC listening line:\n${gw.stdout()}`);
+    grpcUrl = `grpc://${m[1]}`;
+  });
+
+  test('closed loop: exactly --requests, all OK; the body arrives as sent', { timeout: 30000 }, async () => {
+    const tools = [{ type: 'function', function: { name: 'lookup', parameters: { type: 'object' } } }];
+    const body = bodyFile('grpc-closed', {
+      messages: [
+        { role: 'system', content: 'be brief' },
+        { role: 'user', content: [{ type: 'text', text: 'load test grpc-closed' }] },
+      ],
+      temperature: 0.25, max_tokens: 17, stop: ['END', 'STOP'], seed: 42, tools,
+      tool_choice: 'auto', response_format: { type: 'json_object' }, logit_bias: { 50256: -100 },
+    });
+    const { report } = await load(grpcUrl, ['--requests', '200', '--connections', '16',
+      '--users', '20', '--timeout-ms', '5000', '--body', body, ...auth()]);
+    assert.equal(report.requests.sent, 200);
+    assert.equal(report.requests.ok, 200, JSON.stringify(report.errors));
+    assert.equal(report.requests.failed, 0);
+    assert.deepEqual(report.status, { 200: 200 });
+    assert.equal(report.latency_us.count, 200);
+    assert.ok(report.latency_us.p50 > 0 && report.ttfb_us.count === 200);
+    assert.ok(report.elapsed_s < 3 * SLOW, `took ${report.elapsed_s} s`);
+    // what the upstream got, through the gateway's gRPC → JSON path
+    const seen = await bodies(mock, 'grpc-closed');
+    assert.equal(seen.length, 200);
+    for (const q of seen) {
+      const b = q.json;
+      assert.equal(b.model, 'gpt-4o-mini');
+      assert.deepEqual(b.messages, [
+        { role: 'system', content: 'be brief' },
+        { role: 'user', content: [{ type: 'text', text: 'load test grpc-closed' }] },
+      ]);
+      assert.equal(b.temperature, 0.25);
+      assert.equal(b.max_tokens, 17);
+      assert.deepEqual(b.stop, ['END', 'STOP']);
+      assert.equal(b.seed, 42);
+      assert.deepEqual(b.tools, tools);
+      assert.equal(b.tool_choice, 'auto');
+      assert.deepEqual(b.response_format, { type: 'json_object' });
+      assert.deepEqual(b.logit_bias, { 50256: -100 }, 'other parameters go through extra_json');
+      assert.ok(!b.stream, 'unary');
+      // the Zipf user id, appended to the pre-encoded request (the
+      // x-switchyard-user metadata is the gateway's and not forwarded)
+      assert.match(b.user, /^user-\d+$/);
+      const n = Number(b.user.slice(5));
+      assert.ok(n >= 1 && n <= 20, b.user);
+    }
+    assert.ok(new Set(seen.map((q) => q.json.user)).size > 3, 'users vary');
+  });
+
+  test('streaming: ttfb, one chunk per message, gaps', { timeout: 30000 }, async () => {
+    const { report } = await load(grpcUrl, ['--requests', '12', '--connections', '4', '--stream',
+      '--timeout-ms', '5000', '--header', 'x-mock-chunks: 5', '--header', 'x-mock-chunk-delay-ms: 30',
+      '--body', bodyFile('grpc-stream'), ...auth()]);
+    assert.equal(report.requests.ok, 12, JSON.stringify(report.errors));
+    const sent = await bodies(mock, 'grpc-stream');
+    assert.equal(sent.length, 12);
+    assert.ok(sent.every((q) => q.json.stream === true), 'ChatCompletionStream asks for SSE');
+    const { ttfb_us: ttfb, latency_us: lat, chunk_gap_us: gap } = report;
+    assert.equal(ttfb.count, 12);
+    assert.ok(ttfb.p50 > 0 && ttfb.p50 < lat.p50, `ttfb p50 ${ttfb.p50}, total ${lat.p50}`);
+    assert.ok(ttfb.p50 < 25000 * SLOW, `ttfb p50 ${ttfb.p50}: the first message is not delayed`);
+    // role + 5 content + finish = 7 messages per call (no [DONE] in gRPC): 6 gaps each
+    assert.equal(gap.count, 12 * 6);
+    assert.ok(gap.p50 >= 27000 && gap.mean <= 30000 * 2 * SLOW, `gap p50 ${gap.p50} mean ${gap.mean}`);
+    assert.ok(lat.p50 >= 5 * 30000, `total p50 ${lat.p50} covers the chunk delays`);
+  });
+
+  test('open loop holds the rate (200 req/s for 2 s)', { timeout: 30000 }, async () => {
+    const { report } = await load(grpcUrl, ['--rate', '200', '--duration', '2', '--connections', '16',
+      '--timeout-ms', '5000', '--body', bodyFile('grpc-rate'), ...auth()]);
+    assert.equal(report.requests.scheduled, 400);
+    within(report.requests.ok, 400, 0.1, 'completed');
+    within(report.achieved_rate_rps, 200, 0.1, 'achieved send rate');
+    within(report.throughput_rps, 200, 0.1, 'throughput');
+    assert.equal(report.requests.failed, 0, JSON.stringify(report.errors));
+    assert.equal((await bodies(mock, 'grpc-rate')).length, report.requests.sent);
+  });
+
+  test('wrong key: every call is a 401, and the run ends by itself; other errors by kind', { timeout: 30000 }, async () => {
+    const t0 = Date.now();
+    const { report } = await load(grpcUrl, ['--requests', '30', '--connections', '4',
+      '--header', 'Authorization: Bearer sy-wrong-key', '--timeout-ms', '2000']);
+    assert.equal(report.requests.ok, 0);
+    assert.equal(report.errors.http_4xx, 30);
+    assert.deepEqual(report.status, { 401: 30 });
+    assert.equal(report.requests.completed, 30);
+    assert.ok(Date.now() - t0 < 3000 * SLOW, 'bounded');
+    // server errors by kind, through the gateway's status mapping
+    const e500 = await load(grpcUrl, ['--requests', '6', '--connections', '2',
+      '--header', 'x-mock-fault: 500', ...auth()]);
+    assert.equal(e500.report.errors.http_5xx, 6);
+    assert.deepEqual(e500.report.status, { 500: 6 });
+    const e429 = await load(grpcUrl, ['--requests', '6', '--connections', '2',
+      '--header', 'x-mock-fault: 429', ...auth()]);
+    assert.deepEqual(e429.report.status, { 429: 6 });
+    const hang = await load(grpcUrl, ['--requests', '4', '--connections', '2', '--timeout-ms', '300',
+      '--header', 'x-mock-fault: hang', ...auth()]);
+    assert.equal(hang.report.errors.timeout, 4, 'the deadline is --timeout-ms');
+    // the gateway's UNAVAILABLE (upstream 503) is a server answer, not a connect error
+    const e503 = await load(grpcUrl, ['--requests', '4', '--connections', '2',
+      '--header', 'x-mock-fault: 503', ...auth()]);
+    assert.equal(e503.report.errors.http_5xx, 4, JSON.stringify(e503.report.errors));
+    assert.deepEqual(e503.report.status, { 503: 4 });
+    // a stream still running at the deadline is a timeout, after its first messages
+    const slow = await load(grpcUrl, ['--requests', '4', '--connections', '2', '--stream',
+      '--timeout-ms', '300', '--header', 'x-mock-chunks: 100', '--header', 'x-mock-chunk-delay-ms: 20',
+      ...auth()]);
+    assert.equal(slow.report.errors.timeout, 4, JSON.stringify(slow.report.errors));
+    assert.ok(slow.report.chunk_gap_us.count > 0, 'chunks counted before the deadline');
+  });
+
+  test('target not listening: connect errors, bounded in time', { timeout: 30000 }, async () => {
+    const port = await closedPort();
+    const url = `grpc://127.0.0.1:${port}`;
+    const t0 = Date.now();
+    const closed = await load(url, ['--requests', '20', '--connections', '4', '--timeout-ms', '500']);
+    assert.equal(closed.report.errors.connect, 20);
+    assert.equal(closed.report.requests.ok, 0);
+    const open = await load(url, ['--rate', '100', '--duration', '1', '--connections', '4',
+      '--timeout-ms', '500']);
+    const r = open.report.requests;
+    assert.equal(r.scheduled, 100);
+    assert.equal(r.ok, 0);
+    assert.ok(open.report.errors.connect >= 1);
+    assert.equal(r.failed + r.unfinished, 100, 'every scheduled request is accounted for');
+    assert.ok(open.report.elapsed_s < 3, `open loop took ${open.report.elapsed_s} s`);
+    assert.ok(Date.now() - t0 < 6000 * SLOW, 'stops by itself');
+  });
+
+  test('command line: grpc:// URL and body checks', { timeout: 10000 }, async () => {
+    const bad = join(dir, `bad-${++seq}.json`);
+    writeFileSync(bad, JSON.stringify({ model: 'm', messages: [{ content: 'no role' }] }));
+    const cases = [
+      [['grpc://127.0.0.1/', '--requests', '1'], /grpc:\/\/HOST:PORT/],
+      [['grpc://127.0.0.1:1/v1/chat', '--requests', '1'], /no path/],
+      [['ftp://127.0.0.1:1/', '--requests', '1'], /http:\/\/ or grpc:\/\//],
+      [['grpc://127.0.0.1:1', '--requests', '1', '--body', bad], /mix item 1: .*role/],
+    ];
+    for (const [args, re] of cases) {
+      const r = await runToExit(LOAD_BIN, args);
+      assertNoSanitizerReport('switchyard-load', r.stderr);
+      assert.ok(r.code === 1 || r.code === 2, `${args.join(' ')}: exit ${r.code}`);
+      assert.match(r.stderr, re);
+    }
+    const h = await runToExit(LOAD_BIN, ['--help']);
+    assert.match(h.stdout, /grpc:\/\/HOST:PORT/);
   });
 });
