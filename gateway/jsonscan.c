@@ -2,11 +2,18 @@
 
 #include <string.h>
 
-/* Returns the index just past the JSON string starting at s[i] == '"'. */
+/* Returns the index just past the JSON string starting at s[i] == '"'.
+ * memchr finds each candidate quote; one preceded by an odd number of
+ * backslashes is escaped and the search goes on after it. */
 static size_t skip_string(const char *s, size_t len, size_t i) {
-  for (i++; i < len; i++) {
-    if (s[i] == '\\') i++;
-    else if (s[i] == '"') return i + 1;
+  size_t start = ++i;
+  while (i < len) {
+    const char *q = memchr(s + i, '"', len - i);
+    if (!q) return len;
+    size_t k = (size_t)(q - s), b = k;
+    while (b > start && s[b - 1] == '\\') b--;
+    if (((k - b) & 1) == 0) return k + 1;
+    i = k + 1;
   }
   return len;
 }

@@ -657,33 +657,33 @@ static int scan_gap(sy_scrubber *s, uint32_t ri, const char *in, size_t gs, size
  * colons), the flag it sets, the letter it is, and whether it extends a run.
  * Built once, on first use; a table keeps the scan free of branches. */
 static struct {
-  uint64_t lanes[256];
-  uint32_t letter[256];
-  uint8_t flag[256];
-  uint8_t run[256];
-  uint8_t num[256]; /* in a number written with separators: [0-9 .()/+-] */
-} ftab;
+  uint64_t lanes;
+  uint32_t letter;
+  uint8_t flag;
+  uint8_t run;
+  uint8_t num; /* in a number written with separators: [0-9 .()/+-] */
+} ftab[256];  /* one 16-byte entry per byte value: one cache line serves four */
 static pthread_once_t ftab_once = PTHREAD_ONCE_INIT;
 
 static void ftab_init(void) {
   for (int c = 0; c < 256; c++) {
-    if (c >= '0' && c <= '9') ftab.lanes[c] = 1;
-    if (c >= 'A' && c <= 'Z') ftab.lanes[c] = 1ull << 16;
-    if (c == '.') ftab.lanes[c] = 1ull << 32;
-    if (c == ':') ftab.lanes[c] = 1ull << 48, ftab.flag[c] = SY_F_COLON;
-    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') ftab.letter[c] = L(c | 0x20);
-    ftab.run[c] = (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c == '-' ||
+    if (c >= '0' && c <= '9') ftab[c].lanes = 1;
+    if (c >= 'A' && c <= 'Z') ftab[c].lanes = 1ull << 16;
+    if (c == '.') ftab[c].lanes = 1ull << 32;
+    if (c == ':') ftab[c].lanes = 1ull << 48, ftab[c].flag = SY_F_COLON;
+    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') ftab[c].letter = L(c | 0x20);
+    ftab[c].run = (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c == '-' ||
                   c == '_';
   }
-  ftab.flag['@'] = SY_F_AT;
-  ftab.flag['-'] = SY_F_DASH;
-  ftab.flag['_'] = SY_F_UNDER;
-  ftab.flag['='] = SY_F_EQ;
-  ftab.flag['+'] = SY_F_PLUS;
-  ftab.flag['/'] = SY_F_SLASH;
-  for (const char *p = "0123456789 .()/+-"; *p; p++) ftab.num[(unsigned char)*p] = 1;
+  ftab['@'].flag = SY_F_AT;
+  ftab['-'].flag = SY_F_DASH;
+  ftab['_'].flag = SY_F_UNDER;
+  ftab['='].flag = SY_F_EQ;
+  ftab['+'].flag = SY_F_PLUS;
+  ftab['/'].flag = SY_F_SLASH;
+  for (const char *p = "0123456789 .()/+-"; *p; p++) ftab[(unsigned char)*p].num = 1;
   static const char sp[] = " \t\n\v\f\r";
-  for (const char *p = sp; *p; p++) ftab.flag[(unsigned char)*p] = SY_F_SPACE;
+  for (const char *p = sp; *p; p++) ftab[(unsigned char)*p].flag = SY_F_SPACE;
 }
 
 static void features(const char *in, size_t len, sy_feat *f) {
@@ -698,12 +698,12 @@ static void features(const char *in, size_t len, sy_feat *f) {
     uint64_t lanes = 0;
     for (size_t i = 0; i < n; i++) {
       unsigned c = p[i];
-      lanes += ftab.lanes[c];
-      flags |= ftab.flag[c];
-      letters |= ftab.letter[c];
-      cur = ftab.run[c] ? cur + 1 : 0;
+      lanes += ftab[c].lanes;
+      flags |= ftab[c].flag;
+      letters |= ftab[c].letter;
+      cur = ftab[c].run ? cur + 1 : 0;
       run = cur > run ? cur : run;
-      cd = ftab.num[c] ? cd + (c - '0' < 10u) : 0;
+      cd = ftab[c].num ? cd + (c - '0' < 10u) : 0;
       cluster = cd > cluster ? cd : cluster;
     }
     f->digits += lanes & 0xFFFF;
