@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/jsonwalk.h"
 #include "common/log.h"
 #include "gateway/jsonscan.h"
 
@@ -181,6 +182,90 @@ static void sse_free(sse_state *st) {
   cJSON_Delete(st->usage);
 }
 
+int sy__sse_tree_only;
+
+/* ---- the common chunk without a tree ---------------------------------------- */
+
+/* Appends a JSON string value (span with quotes) decoded to b; no-op for
+ * anything that is not a string. */
+static void append_span_text(sy_buf *b, const char *j, const sy_json_span *sp) {
+  if (!sp->found || sp->end - sp->start < 2 || j[sp->start] != '"') return;
+  const char *raw = j + sp->start + 1;
+  size_t n = sp->end - sp->start - 2;
+  if (!memchr(raw, '\\', n)) {
+    sy_buf_append(b, raw, n);
+    return;
+  }
+  size_t mark = b->len;
+  if (sy_json_decode_string(raw, n, b)) { /* checked by sy_json_walk: cannot happen */
+    b->len = mark;
+    if (b->data) b->data[mark] = '\0';
+  }
+}
+
+/* Copies a string value into a fixed field (truncated like copy_field). */
+static void copy_span(char *dst, size_t cap, const char *j, const sy_json_span *sp) {
+  sy_buf b;
+  sy_buf_init(&b, SY_SCRUB_MAX_INPUT);
+  append_span_text(&b, j, sp);
+  if (b.data) copy_field(dst, cap, b.data);
+  sy_buf_free(&b);
+}
+
+/* The same as sse_chunk for a chunk without tool calls or an error, from
+ * spans of the raw bytes: a stream of small chunks no longer costs a tree
+ * (allocations, a parse and a delete) each. The chunk is valid JSON. */
+static void sse_chunk_fast(sse_state *st, const char *j, size_t len, size_t cap) {
+  static const char *const top[] = {"id", "model", "created", "object", "usage", "choices"};
+  sy_json_span f[6];
+  sy_json_find_top_keys(j, len, top, 6, f);
+  if (!st->id[0]) copy_span(st->id, sizeof st->id, j, &f[0]);
+  if (!st->model[0]) copy_span(st->model, sizeof st->model, j, &f[1]);
+  if (f[2].found && (j[f[2].start] == '-' || (j[f[2].start] >= '0' && j[f[2].start] <= '9')))
+    st->created = strtod(j + f[2].start, NULL);
+  if (f[3].found && f[3].end - f[3].start == 17 && !memcmp(j + f[3].start, "\"text_completion\"", 17))
+    st->text_completion = 1;
+  if (f[4].found && j[f[4].start] == '{') {
+    cJSON *u = cJSON_ParseWithLength(j + f[4].start, f[4].end - f[4].start);
+    if (u) {
+      cJSON_Delete(st->usage);
+      st->usage = u;
+    }
+  }
+  if (!f[5].found || j[f[5].start] != '[') return;
+  const char *arr = j + f[5].start;
+  size_t alen = f[5].end - f[5].start, pos = 0;
+  sy_json_span el;
+  while (sy_json_array_next(arr, alen, &pos, &el)) {
+    static const char *const ck[] = {"index", "finish_reason", "text", "delta"};
+    const char *o = arr + el.start;
+    size_t olen = el.end - el.start;
+    if (*o != '{') continue;
+    sy_json_span c[4];
+    sy_json_find_top_keys(o, olen, ck, 4, c);
+    int i = 0;
+    if (c[0].found && o[c[0].start] >= '0' && o[c[0].start] <= '9') {
+      long v = strtol(o + c[0].start, NULL, 10);
+      i = v > SY_SSE_MAX_CHOICES ? SY_SSE_MAX_CHOICES : (int)v;
+    } else if (c[0].found && o[c[0].start] == '-') {
+      i = -1;
+    }
+    if (i < 0 || i >= SY_SSE_MAX_CHOICES) continue;
+    sse_choice *ch = &st->ch[i];
+    if (!ch->used) {
+      ch->used = 1;
+      sy_buf_init(&ch->content, cap);
+    }
+    if (c[1].found && o[c[1].start] == '"') copy_span(ch->finish, sizeof ch->finish, o, &c[1]);
+    append_span_text(&ch->content, o, &c[2]);
+    if (!c[3].found || o[c[3].start] != '{') continue;
+    static const char *const dk[] = {"content"};
+    sy_json_span d;
+    sy_json_find_top_keys(o + c[3].start, c[3].end - c[3].start, dk, 1, &d);
+    append_span_text(&ch->content, o + c[3].start, &d);
+  }
+}
+
 /* Assembles the stream into a chat.completion tree (*tree, caller frees);
  * content fields are capped at `cap` bytes. */
 static int sse_assemble_tree(const char *data, size_t len, size_t cap, cJSON **tree, int *done,
@@ -203,8 +288,12 @@ static int sse_assemble_tree(const char *data, size_t len, size_t cap, cJSON **t
       if (vl == 6 && memcmp(v, "[DONE]", 6) == 0) {
         *done = 1;
       } else {
-        cJSON *chunk = cJSON_ParseWithLength(v, vl);
-        if (chunk) {
+        cJSON *chunk = NULL;
+        if (!sy__sse_tree_only && sy_json_walk(v, vl, 64, NULL, NULL, NULL) == 0 &&
+            !memmem(v, vl, "\"tool_calls\"", 12) &&
+            !memmem(v, vl, "\"error\"", 7)) {
+          sse_chunk_fast(st, v, vl, cap);
+        } else if ((chunk = cJSON_ParseWithLength(v, vl))) {
           const cJSON *err = cJSON_GetObjectItemCaseSensitive(chunk, "error");
           if (err) {
             const char *m = json_str(err, "message");

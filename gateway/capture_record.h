@@ -31,6 +31,9 @@ void sy_feedback_record_free(sy_feedback *fb);
  * malloc'ed, or NULL) describe the stream. Returns 0 or a negative code.
  * Exposed for tests. */
 int sy__sse_assemble(const char *data, size_t len, sy_buf *out, int *done, char **error);
+/* Tests: 1 parses every chunk into a cJSON tree, to compare with the span
+ * path that chunks without tool calls or errors take. Not thread-safe. */
+extern int sy__sse_tree_only;
 
 /* SHA-256 of an end-user id, as 32 hex chars + NUL. */
 void sy__user_hash(const char *user, size_t len, char out[33]);

@@ -92,3 +92,23 @@ int sy_json_find_top_key(const char *s, size_t len, const char *key, size_t *vst
   *vend = sp.end;
   return 0;
 }
+
+int sy_json_array_next(const char *s, size_t len, size_t *pos, sy_json_span *el) {
+  size_t i = *pos;
+  if (i == 0) { /* first call: step into the array */
+    i = skip_ws(s, len, 0);
+    if (i >= len || s[i] != '[') return 0;
+    i++;
+  } else { /* after an element: a comma, or the end */
+    i = skip_ws(s, len, i);
+    if (i >= len || s[i] != ',') return 0;
+    i++;
+  }
+  i = skip_ws(s, len, i);
+  if (i >= len || s[i] == ']') return 0;
+  el->start = i;
+  el->end = skip_value(s, len, i);
+  el->found = 1;
+  *pos = el->end;
+  return 1;
+}

@@ -21,4 +21,9 @@ typedef struct {
 int sy_json_find_top_keys(const char *json, size_t len, const char *const *keys, size_t nkeys,
                           sy_json_span *out);
 
+/* Iterates the elements of the JSON array in json[0, len) (known valid):
+ * *pos starts at 0; each call sets *el to the next element's span and
+ * returns 1, or returns 0 at the end (or when json is no array). */
+int sy_json_array_next(const char *json, size_t len, size_t *pos, sy_json_span *el);
+
 #endif

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -112,6 +113,50 @@ static void test_sse_garbage_is_harmless(void **state) {
   sy_buf_free(&out);
 }
 
+/* Chunks without tool calls take a path without a tree; it must assemble
+ * exactly what the tree path does. */
+static void test_sse_fast_path_matches_tree(void **state) {
+  (void)state;
+  const char *streams[] = {
+      STREAM,
+      /* escapes, unicode, two choices out of order, a long id, created as a float */
+      "data: {\"id\":\"c\\u0033\",\"object\":\"chat.completion.chunk\",\"created\":1.5e3,\"model\":\"m\\/x\","
+      "\"choices\":[{\"index\":1,\"delta\":{\"role\":\"assistant\",\"content\":\"B: \\\"q\\\"\\n\"}},"
+      "{\"index\":0,\"delta\":{\"content\":\"\\ud83d\\ude00 caf\\u00e9\"},\"finish_reason\":null}]}\n\n"
+      "data: {\"id\":\"other\",\"model\":\"n\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" \\u0041\"},"
+      "\"finish_reason\":\"length\"},{\"index\":1,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
+      "data: {\"choices\":[{\"index\":99,\"delta\":{\"content\":\"dropped\"}},{\"index\":-1},{\"index\":\"x\","
+      "\"delta\":{\"content\":\"!\"}}],\"usage\":{\"prompt_tokens\":1,\"total_tokens\":4}}\n\n"
+      "data: [DONE]\n\n",
+      /* legacy completions */
+      "data: {\"id\":\"t\",\"object\":\"text_completion\",\"created\":3,\"model\":\"m\",\"choices\":[{\"index\":0,"
+      "\"text\":\"ab\",\"finish_reason\":null}]}\n\ndata: {\"choices\":[{\"index\":0,\"text\":\"c\","
+      "\"finish_reason\":\"stop\"}]}\n\n",
+      /* not JSON, arrays, strings and numbers at the top, a chunk with trailing bytes */
+      "data: [1,2]\n\ndata: \"s\"\n\ndata: 5\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]} tail\n\n"
+      "data: {\"choices\":{\"index\":0}}\n\ndata: {\"choices\":[{\"delta\":\"no\"}]}\n\n",
+  };
+  for (size_t i = 0; i < sizeof streams / sizeof *streams; i++) {
+    sy_buf a, b;
+    sy_buf_init(&a, 1 << 20);
+    sy_buf_init(&b, 1 << 20);
+    int da, db;
+    char *ea, *eb;
+    sy__sse_tree_only = 0;
+    assert_int_equal(sy__sse_assemble(streams[i], strlen(streams[i]), &a, &da, &ea), 0);
+    sy__sse_tree_only = 1;
+    assert_int_equal(sy__sse_assemble(streams[i], strlen(streams[i]), &b, &db, &eb), 0);
+    sy__sse_tree_only = 0;
+    if (strcmp(a.data, b.data)) printf("stream %zu\n  spans: %s\n  tree:  %s\n", i, a.data, b.data);
+    assert_string_equal(a.data, b.data);
+    assert_int_equal(da, db);
+    assert_null(ea);
+    assert_null(eb);
+    sy_buf_free(&a);
+    sy_buf_free(&b);
+  }
+}
+
 static sy_config *test_config(void) {
   static sy_config cfg;
   sy_config_init(&cfg);
@@ -203,6 +248,7 @@ static void test_feedback_record(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_sse_assembles_content),
+      cmocka_unit_test(test_sse_fast_path_matches_tree),
       cmocka_unit_test(test_sse_tool_calls_and_error),
       cmocka_unit_test(test_sse_garbage_is_harmless),
       cmocka_unit_test(test_record_scrubs_and_references_images),
