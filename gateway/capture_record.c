@@ -219,6 +219,7 @@ static void sse_chunk_fast(sse_state *st, const char *j, size_t len, size_t cap)
   static const char *const top[] = {"id", "model", "created", "object", "usage", "choices"};
   sy_json_span f[6];
   sy_json_find_top_keys(j, len, top, 6, f);
+  /* the caller checked: no "error" member, no "tool_calls" anywhere */
   if (!st->id[0]) copy_span(st->id, sizeof st->id, j, &f[0]);
   if (!st->model[0]) copy_span(st->model, sizeof st->model, j, &f[1]);
   if (f[2].found && (j[f[2].start] == '-' || (j[f[2].start] >= '0' && j[f[2].start] <= '9')))

@@ -52,8 +52,11 @@ static size_t skip_ws(const char *s, size_t len, size_t i) {
 
 int sy_json_find_top_keys(const char *s, size_t len, const char *const *keys, size_t nkeys,
                           sy_json_span *out) {
-  size_t found = 0;
-  for (size_t k = 0; k < nkeys; k++) out[k].start = out[k].end = 0, out[k].found = 0;
+  size_t found = 0, kl[16];
+  for (size_t k = 0; k < nkeys; k++) {
+    out[k].start = out[k].end = 0, out[k].found = 0;
+    if (k < 16) kl[k] = strlen(keys[k]);
+  }
   size_t i = skip_ws(s, len, 0);
   if (i >= len || s[i] != '{') return 0;
   i++;
@@ -70,7 +73,7 @@ int sy_json_find_top_keys(const char *s, size_t len, const char *const *keys, si
     i = skip_value(s, len, i);
     for (size_t k = 0; k < nkeys; k++) {
       /* the first occurrence wins, as in cJSON_GetObjectItem */
-      if (!out[k].found && strlen(keys[k]) == kend - kstart &&
+      if (!out[k].found && (k < 16 ? kl[k] : strlen(keys[k])) == kend - kstart &&
           memcmp(s + kstart, keys[k], kend - kstart) == 0) {
         out[k].start = v0;
         out[k].end = i;
