@@ -37,14 +37,11 @@ static long unit_at(const char *p, const char *end) {
   return (long)v;
 }
 
-/* At an opening quote. A table marks the bytes that end a plain run. */
+/* The bytes that end a plain run inside a string. */
+static const unsigned char stop[256] = {[0 ... 0x1F] = 1, ['"'] = 1, ['\\'] = 1};
+
+/* At an opening quote. */
 static int scan_string(walk *w, int is_value) {
-  static unsigned char stop[256];
-  if (!stop['"']) { /* benign race: every thread writes the same bytes */
-    for (int c = 0; c < 0x20; c++) stop[c] = 1;
-    stop['\\'] = 1;
-    stop['"'] = 1;
-  }
   const char *a = ++w->p;
   int escaped = 0;
   for (;;) {

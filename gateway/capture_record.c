@@ -399,16 +399,47 @@ static int refs_replace(cJSON *req, sy_capture *rec) {
   return n;
 }
 
+static int data_url_cb(void *ctx, const char *raw, size_t len, int escaped) {
+  (void)ctx;
+  if (!escaped) return len >= 5 && !memcmp(raw, "data:", 5);
+  sy_buf d;
+  sy_buf_init(&d, len);
+  int found = sy_json_decode_string(raw, len, &d) == 0 && d.len >= 5 && !memcmp(d.data, "data:", 5);
+  sy_buf_free(&d);
+  return found;
+}
+
+/* Could the body carry a data: URL (an inline image) anywhere? A decoded
+ * string can start with "data:" only if the bytes hold "data:" or a \u
+ * escape; then every string value is decoded and looked at, whatever key
+ * (escaped or not) it sits under. */
+static int may_hold_data_url(const char *body, size_t len) {
+  if (!memmem(body, len, "data:", 5) && !memmem(body, len, "\\u", 2)) return 0;
+  return sy_json_walk(body, len, 1 << 10, data_url_cb, NULL, NULL) == 1;
+}
+
 /* ---- records --------------------------------------------------------------------------- */
 
-/* Scrubs a body into out: as JSON when it is JSON (*is_json = 1), else as text. */
+/* Scrubs a body into out: as JSON when it is JSON (*is_json = 1), else as text.
+ * JSON that only a lenient parser takes (a raw TAB in a string, "01") is
+ * re-printed strictly by cJSON and then scrubbed as JSON: scrubbed as text,
+ * its escaped characters ("j\u00f6rg@...") would hide entities. */
 static int scrub_body(sy_scrubber *s, const char *data, size_t len, ProtobufCBinaryData *out,
                       int *is_json) {
   sy_buf b;
   sy_buf_init(&b, (size_t)SY_STORE_MAX_RECORD_BYTES);
   int rc = sy_scrub_json(s, data, len, &b, NULL);
   if (is_json) *is_json = rc == 0;
-  if (rc == SY_EINVAL) rc = sy_scrub_text(s, data, len, &b, NULL); /* not JSON: keep it as text */
+  if (rc == SY_EINVAL) {
+    const char *end = NULL;
+    cJSON *lenient = cJSON_ParseWithLengthOpts(data, len, &end, 0);
+    while (lenient && end < data + len && strchr(" \t\r\n", *end) && *end) end++;
+    char *strict = lenient && end == data + len ? cJSON_PrintUnformatted(lenient) : NULL;
+    cJSON_Delete(lenient);
+    if (strict) rc = sy_scrub_json(s, strict, strlen(strict), &b, NULL);
+    if (!strict || rc == SY_EINVAL) rc = sy_scrub_text(s, data, len, &b, NULL); /* not JSON: text */
+    free(strict);
+  }
   if (rc) {
     sy_buf_free(&b);
     return rc;
@@ -483,7 +514,7 @@ int sy_capture_record_build(const sy_capture_job *j, const sy_config *cfg, sy_sc
   const char *user = j->user;
   char *model = NULL, *body_user = NULL;
   int is_json = 0;
-  if (!cfg->capture.keep_images && memmem(rb, rl, "\"image_url\"", 11)) {
+  if (!cfg->capture.keep_images && may_hold_data_url(rb, rl)) {
     cJSON *req = cJSON_ParseWithLength(rb, rl);
     char *printed = NULL;
     if (req) {

@@ -208,6 +208,12 @@ static int span_text(req_fields *r, int k, const char **s, size_t *n) {
   return 1;
 }
 
+/* "\u0000" in a model name: no route or upstream has one. */
+static int model_has_nul(const req_fields *r, int decoded) {
+  const char *m = decoded == 1 ? r->dec.data + (uintptr_t)r->model : r->model;
+  return memchr(m, '\0', r->model_len) != NULL;
+}
+
 /* Parses and checks what the gateway relies on in an OpenAI JSON body.
  * Answers 400 and returns -1 when the body does not qualify. */
 static int parse_json_body(sy_conn *c, sy_endpoint ep, req_fields *r) {
@@ -236,7 +242,8 @@ static int parse_json_body(sy_conn *c, sy_endpoint ep, req_fields *r) {
   int mk = -1, uk = -1;
   if (p0 >= len || body[p0] != '{') {
     msg = "The request body must be a JSON object.";
-  } else if ((mk = span_text(r, F_MODEL, &r->model, &r->model_len)) < 0 || r->model_len == 0) {
+  } else if ((mk = span_text(r, F_MODEL, &r->model, &r->model_len)) < 0 || r->model_len == 0 ||
+             model_has_nul(r, mk)) {
     param = "model";
     msg = "You must provide a model parameter (a non-empty string).";
   } else if (ep == EP_CHAT) {

@@ -301,6 +301,31 @@ test('missing model or messages: 400 naming the field', T, async () => {
   assert.equal((await mockRequestsWith(mock, m)).length, 0);
 });
 
+test('model that is empty, not a string or "\\u0000": 400; escaped model names and RFC 8259 edge cases', T, async () => {
+  const m = marker('model');
+  const msgs = `"messages":[{"role":"user","content":"${m}"}]`;
+  for (const model of ['""', '"\\u0000"', '"\\u0000x"', '42', 'null', '["gpt"]']) {
+    const r = await rawRequest(gw.port, httpRequest('POST', '/v1/chat/completions',
+      { ...auth(), ...json }, `{"model":${model},${msgs}}`));
+    const e = assertError(r, 400);
+    assert.equal(e.param, 'model', `model ${model}: ${JSON.stringify(e)}`);
+  }
+  /* not JSON by RFC 8259: a raw control character in a string, numbers like 01, trailing data */
+  for (const body of [`{"model":"gpt-4o-mini",${msgs},"x":"a\tb"}`, `{"model":"gpt-4o-mini",${msgs},"n":01}`,
+    `{"model":"gpt-4o-mini",${msgs}} {}`, `{"model":"gpt-4o-mini",${msgs},"s":"\\ud800"}`]) {
+    const r = await rawRequest(gw.port, httpRequest('POST', '/v1/chat/completions',
+      { ...auth(), ...json }, body));
+    const e = assertError(r, 400);
+    assert.match(e.message, /parse the JSON/, body);
+  }
+  assert.equal((await mockRequestsWith(mock, m)).length, 0);
+  /* an escaped model name is decoded like any JSON string */
+  const ok = `escaped-model ${marker()}`;
+  const r = await rawRequest(gw.port, httpRequest('POST', '/v1/chat/completions',
+    { ...auth(), ...json }, `{"model":"gpt-4o-\\u006dini","messages":[{"role":"user","content":"${ok}"}]}`));
+  assertChatOk(r, ok);
+});
+
 test('missing or wrong client key: 401, not forwarded', T, async () => {
   const m = marker('noauth');
   const variants = [{}, { Authorization: 'Bearer wrong-key' }, { Authorization: gw.key },

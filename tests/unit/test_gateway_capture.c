@@ -207,6 +207,38 @@ static void test_record_scrubs_and_references_images(void **state) {
   sy_config_free(cfg);
 }
 
+/* Bodies the strict walk refuses but a lenient parser takes, and images
+ * under escaped keys: nothing escapes the scrubber or the image policy. */
+static void test_record_lenient_json_and_escaped_keys(void **state) {
+  (void)state;
+  sy_config *cfg = test_config();
+  /* an escaped image_url key and data: value */
+  const char *req = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
+                    "\"image\\u005furl\",\"image\\u005furl\":{\"url\":\"\\u0064ata:image/png;base64,aGVsbG8=\"}}]}]}";
+  /* a raw TAB inside a string and a number cJSON reads: escaped PII must still be found */
+  const char *resp = "{\"c\":\"mail j\\u00f6rg@ex\\u00e4mple.de\tnow\",\"k\":\"key \\u0041KIAIOSFODNN7EXAMPLE\","
+                     "\"p\":\"call me at\\n+44 20 7946 0958\",\"n\":01}";
+  sy_capture_job j = {.kind = SY_JOB_CAPTURE, .id = 2, .status = 200};
+  j.req_body = (char *)req;
+  j.req_len = strlen(req);
+  j.resp_body = (char *)resp;
+  j.resp_len = strlen(resp);
+  sy_capture *rec = NULL;
+  assert_int_equal(sy_capture_record_build(&j, cfg, scrubber, &rec), 0);
+  assert_int_equal(rec->n_binary_refs, 1);
+  assert_null(memmem(rec->request_body.data, rec->request_body.len, "aGVsbG8=", 8));
+  char *sb = strndup((char *)rec->response_body.data, rec->response_body.len);
+  assert_null(strstr(sb, "mple.de"));
+  assert_null(strstr(sb, "IOSFODNN7"));
+  assert_null(strstr(sb, "7946"));
+  assert_non_null(strstr(sb, "[EMAIL]"));
+  assert_non_null(strstr(sb, "[SECRET]"));
+  assert_non_null(strstr(sb, "[PHONE]"));
+  free(sb);
+  sy_capture_record_free(rec);
+  sy_config_free(cfg);
+}
+
 static void test_record_keeps_images_when_configured(void **state) {
   (void)state;
   sy_config *cfg = test_config();
@@ -252,6 +284,7 @@ int main(void) {
       cmocka_unit_test(test_sse_tool_calls_and_error),
       cmocka_unit_test(test_sse_garbage_is_harmless),
       cmocka_unit_test(test_record_scrubs_and_references_images),
+      cmocka_unit_test(test_record_lenient_json_and_escaped_keys),
       cmocka_unit_test(test_record_keeps_images_when_configured),
       cmocka_unit_test(test_feedback_record),
   };
