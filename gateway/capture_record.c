@@ -461,15 +461,20 @@ static char *span_string(const char *json, const sy_json_span *sp) {
   return r;
 }
 
+/* A token count from an upstream's JSON number, clamped to uint32. */
+static uint32_t token_count(double v) {
+  return v <= 0 || v != v ? 0 : v >= 4294967295.0 ? UINT32_MAX : (uint32_t)v;
+}
+
 static void usage_fields(const cJSON *resp, sy_capture *rec) {
   const cJSON *u = cJSON_GetObjectItemCaseSensitive(resp, "usage");
   const cJSON *v;
   if ((v = cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens")) && cJSON_IsNumber(v))
-    rec->prompt_tokens = (uint32_t)v->valuedouble;
+    rec->prompt_tokens = token_count(v->valuedouble);
   if ((v = cJSON_GetObjectItemCaseSensitive(u, "completion_tokens")) && cJSON_IsNumber(v))
-    rec->completion_tokens = (uint32_t)v->valuedouble;
+    rec->completion_tokens = token_count(v->valuedouble);
   if ((v = cJSON_GetObjectItemCaseSensitive(u, "total_tokens")) && cJSON_IsNumber(v))
-    rec->total_tokens = (uint32_t)v->valuedouble;
+    rec->total_tokens = token_count(v->valuedouble);
   const cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(resp, "choices"), 0);
   const char *fr = json_str(c0, "finish_reason");
   if (fr) {
@@ -477,6 +482,40 @@ static void usage_fields(const cJSON *resp, sy_capture *rec) {
     rec->finish_reason = strdup(fr);
     if (!strcmp(fr, "length")) rec->truncated = 1;
   }
+}
+
+/* usage_fields for a body that is no tree: spans of its bytes. Read only
+ * when the body is an object; numbers as cJSON reads them. */
+static void usage_spans(const char *j, size_t len, sy_capture *rec) {
+  static const char *const top[] = {"usage", "choices"};
+  sy_json_span f[2];
+  if (sy_json_walk(j, len, 128, NULL, NULL, NULL) != 0) return;
+  sy_json_find_top_keys(j, len, top, 2, f);
+  if (f[0].found && j[f[0].start] == '{') {
+    static const char *const uk[] = {"prompt_tokens", "completion_tokens", "total_tokens"};
+    uint32_t *dst[3] = {&rec->prompt_tokens, &rec->completion_tokens, &rec->total_tokens};
+    sy_json_span u[3];
+    const char *o = j + f[0].start;
+    sy_json_find_top_keys(o, f[0].end - f[0].start, uk, 3, u);
+    for (int k = 0; k < 3; k++)
+      if (u[k].found && (o[u[k].start] == '-' || (o[u[k].start] >= '0' && o[u[k].start] <= '9'))) {
+        *dst[k] = token_count(strtod(o + u[k].start, NULL));
+      }
+  }
+  size_t pos = 0;
+  sy_json_span c0;
+  if (!f[1].found || !sy_json_array_next(j + f[1].start, f[1].end - f[1].start, &pos, &c0)) return;
+  const char *o = j + f[1].start + c0.start;
+  if (*o != '{') return;
+  static const char *const fk[] = {"finish_reason"};
+  sy_json_span fr;
+  sy_json_find_top_keys(o, c0.end - c0.start, fk, 1, &fr);
+  if (!fr.found || o[fr.start] != '"') return;
+  char buf[SY_SSE_MAX_FIELD] = "";
+  copy_span(buf, sizeof buf, o, &fr);
+  free_str(rec->finish_reason);
+  rec->finish_reason = strdup(buf);
+  if (!strcmp(buf, "length")) rec->truncated = 1;
 }
 
 int sy_capture_record_build(const sy_capture_job *j, const sy_config *cfg, sy_scrubber *scrub,
@@ -569,11 +608,10 @@ int sy_capture_record_build(const sy_capture_job *j, const sy_config *cfg, sy_sc
         }
       }
       if (!rc && !(printed = cJSON_PrintUnformatted(resp))) rc = SY_ENOMEM;
-    } else {
-      resp = cJSON_ParseWithLength(j->resp_body, j->resp_len);
     }
     if (!rc) {
       if (resp) usage_fields(resp, rec);
+      else usage_spans(j->resp_body, j->resp_len, rec);
       rc = scrub_body(scrub, printed ? printed : j->resp_body,
                       printed ? strlen(printed) : j->resp_len, &rec->response_body, NULL);
     }

@@ -5,6 +5,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -714,11 +715,19 @@ void sy_config_free(sy_config *c) {
   memset(c, 0, sizeof *c);
 }
 
+/* OpenSSL 3 looks the algorithm up (a locked fetch) on every EVP_sha256()
+ * digest; fetched once here, it is shared by every thread (EVP_MD is
+ * immutable) and stays reachable until exit. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static void sha256_fetch(void) { sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL); }
+
 void sy_hash_key(const char *key, size_t len, unsigned char out[32]) {
   unsigned int n = 0;
+  pthread_once(&sha256_once, sha256_fetch);
   /* No error path in the signature, and a wrong digest would silently deny
    * or admit clients, so a failing libcrypto is fatal. */
-  if (EVP_Digest(key, len, out, &n, EVP_sha256(), NULL) != 1 || n != 32) {
+  if (!sha256_md || EVP_Digest(key, len, out, &n, sha256_md, NULL) != 1 || n != 32) {
     sy_error("config: SHA-256 failed in libcrypto");
     abort();
   }

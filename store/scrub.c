@@ -5,6 +5,9 @@
 #include <ctype.h>
 #include <pcre2.h>
 #include <pthread.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -560,6 +563,12 @@ struct sy_scrubber {
   sy_buf dec;    /* sy_scrub_json: one decoded string */
   bool no_gates; /* tests: run every rule on every input */
   uint64_t open; /* the gates the last sy__scrub_may_match found open */
+  /* Strings found clean before, by XXH3-128 under a per-scrubber random seed
+   * (direct-mapped, allocated on first use): a chat resends its whole
+   * history with every turn, and the system prompt with every request. */
+  XXH128_hash_t *clean;
+  XXH128_hash_t last;
+  uint64_t seed, hits;
   char err[256];
 };
 
@@ -585,6 +594,8 @@ int sy_scrubber_new(const sy_scrub_rules *rules, sy_scrubber **out) {
   sy_buf_init(&s->merged, SY_SCRUB_MAX_SPANS * sizeof(sy_span));
   sy_buf_init(&s->str, SY_SCRUB_MAX_INPUT);
   sy_buf_init(&s->dec, SY_SCRUB_MAX_INPUT);
+  /* The seed keeps the cache's keys unpredictable from outside. */
+  if (getentropy(&s->seed, sizeof s->seed) != 0) s->seed = (uint64_t)(uintptr_t)s ^ (uint64_t)time(NULL);
   *out = s;
   return 0;
 fail:
@@ -603,6 +614,7 @@ void sy_scrubber_free(sy_scrubber *s) {
   sy_buf_free(&s->merged);
   sy_buf_free(&s->str);
   sy_buf_free(&s->dec);
+  free(s->clean);
   free(s);
 }
 
@@ -767,6 +779,25 @@ bool sy__scrub_may_match(sy_scrubber *s, const char *in, size_t len) {
 }
 
 void sy__scrubber_set_gates(sy_scrubber *s, bool on) { s->no_gates = !on; }
+
+bool sy__scrub_known_clean(sy_scrubber *s, const char *in, size_t len) {
+  if (s->no_gates || len < SY_SCRUB_CACHE_MIN) return false;
+  s->last = XXH3_128bits_withSeed(in, len, s->seed);
+  if (!s->clean) return false;
+  XXH128_hash_t *e = &s->clean[s->last.low64 & (SY_SCRUB_CACHE_SLOTS - 1)];
+  if (!XXH128_isEqual(*e, s->last)) return false;
+  s->hits++;
+  return true;
+}
+
+void sy__scrub_remember_clean(sy_scrubber *s, const char *in, size_t len) {
+  (void)in;
+  if (s->no_gates || len < SY_SCRUB_CACHE_MIN) return;
+  if (!s->clean && !(s->clean = calloc(SY_SCRUB_CACHE_SLOTS, sizeof *s->clean))) return;
+  s->clean[s->last.low64 & (SY_SCRUB_CACHE_SLOTS - 1)] = s->last;
+}
+
+uint64_t sy__scrubber_cache_hits(const sy_scrubber *s) { return s->hits; }
 
 /* Finds every entity; leaves them sorted and disjoint in s->spans. */
 static int find_spans(sy_scrubber *s, const char *in, size_t len, const uint64_t *pre) {

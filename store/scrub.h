@@ -161,8 +161,18 @@ bool sy__scrub_may_match(sy_scrubber *s, const char *in, size_t len);
  * bytes, unchanged): reuses its counts instead of scanning again. */
 int sy__scrub_text_gated(sy_scrubber *s, const char *in, size_t len, sy_buf *out,
                          sy_scrub_counts *counts);
-/* Tests: false runs every rule on every input, to compare with the gates on. */
+/* Tests: false runs every rule on every input (no gates, no clean-string
+ * cache), to compare with the prefilters on. */
 void sy__scrubber_set_gates(sy_scrubber *s, bool on);
+/* The clean-string cache (sy_scrub_json): strings of at least
+ * SY_SCRUB_CACHE_MIN bytes in which nothing was found are remembered by a
+ * 128-bit hash, and skipped when they come again. known_clean hashes `in`
+ * (kept for remember_clean, which must follow for the same bytes). */
+#define SY_SCRUB_CACHE_MIN 64
+#define SY_SCRUB_CACHE_SLOTS 4096 /* power of two; 64 KiB per scrubber */
+bool sy__scrub_known_clean(sy_scrubber *s, const char *in, size_t len);
+void sy__scrub_remember_clean(sy_scrubber *s, const char *in, size_t len);
+uint64_t sy__scrubber_cache_hits(const sy_scrubber *s);
 /* scrub_json.c's view of the scrubber's workspace. */
 sy_buf *sy__scrubber_str(sy_scrubber *s);
 sy_buf *sy__scrubber_dec(sy_scrubber *s);

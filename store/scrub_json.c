@@ -9,6 +9,8 @@
  * only when a rule's gate could open on it (sy__scrub_may_match); a string
  * with escapes is decoded first, so "x\u0040example.com" is an address like
  * any other, and a changed string is re-encoded with sy_buf_append_json_str.
+ * Long strings found clean are remembered (sy__scrub_known_clean), so the
+ * history a chat resends with every turn is scanned once.
  * Object keys are never scrubbed: they are schema, not data. */
 #include "store/scrub.h"
 
@@ -39,13 +41,20 @@ static int on_string(void *ctx, const char *raw, size_t len, int escaped) {
     txt = dec->data ? dec->data : "";
     tlen = dec->len;
   }
-  if (!sy__scrub_may_match(sp->s, txt, tlen)) return 0;
+  if (sy__scrub_known_clean(sp->s, txt, tlen)) return 0;
+  if (!sy__scrub_may_match(sp->s, txt, tlen)) {
+    sy__scrub_remember_clean(sp->s, txt, tlen);
+    return 0;
+  }
   sy_buf *str = sy__scrubber_str(sp->s);
   sy_buf_reset(str);
   sy_scrub_counts c;
   int rc = sy__scrub_text_gated(sp->s, txt, tlen, str, &c);
   if (rc) return rc;
-  if (!c.total) return 0;
+  if (!c.total) {
+    sy__scrub_remember_clean(sp->s, txt, tlen);
+    return 0;
+  }
   rc = sy_buf_append(sp->out, sp->in + sp->copied, (size_t)(raw - (sp->in + sp->copied)));
   if (!rc) rc = sy_buf_append_json_str(sp->out, str->data, str->len);
   if (rc) return rc;

@@ -239,6 +239,29 @@ static void test_record_lenient_json_and_escaped_keys(void **state) {
   sy_config_free(cfg);
 }
 
+/* Usage read from the answer's bytes: odd numbers are clamped, not UB;
+ * the first choice's finish_reason is the record's. */
+static void test_record_usage_from_spans(void **state) {
+  (void)state;
+  sy_config *cfg = test_config();
+  const char *resp = "{\"choices\":[{\"index\":0,\"finish_reason\":\"st\\u006fp\"},{\"finish_reason\":\"length\"}],"
+                     "\"usage\":{\"prompt_tokens\":-3,\"completion_tokens\":1e12,\"total_tokens\":12.7}}";
+  sy_capture_job j = {.kind = SY_JOB_CAPTURE, .id = 3, .status = 200};
+  j.req_body = (char *)"{}";
+  j.req_len = 2;
+  j.resp_body = (char *)resp;
+  j.resp_len = strlen(resp);
+  sy_capture *rec = NULL;
+  assert_int_equal(sy_capture_record_build(&j, cfg, scrubber, &rec), 0);
+  assert_int_equal(rec->prompt_tokens, 0);
+  assert_int_equal(rec->completion_tokens, UINT32_MAX);
+  assert_int_equal(rec->total_tokens, 12);
+  assert_string_equal(rec->finish_reason, "stop");
+  assert_false(rec->truncated);
+  sy_capture_record_free(rec);
+  sy_config_free(cfg);
+}
+
 static void test_record_keeps_images_when_configured(void **state) {
   (void)state;
   sy_config *cfg = test_config();
@@ -285,6 +308,7 @@ int main(void) {
       cmocka_unit_test(test_sse_garbage_is_harmless),
       cmocka_unit_test(test_record_scrubs_and_references_images),
       cmocka_unit_test(test_record_lenient_json_and_escaped_keys),
+      cmocka_unit_test(test_record_usage_from_spans),
       cmocka_unit_test(test_record_keeps_images_when_configured),
       cmocka_unit_test(test_feedback_record),
   };

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <sched.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "common/buf.h"
@@ -413,6 +415,7 @@ static void test_slot(void **state) {
 typedef struct reader_arg {
   sy_route_slot *slot;
   atomic_int *stop;
+  atomic_int *started; /* readers that have made a decision */
   uint64_t decisions;
   int bad;
 } reader_arg;
@@ -427,7 +430,7 @@ static void *reader(void *p) {
     if (sy_router_decide(t, &q, a->decisions, &d) || d.arm_index != 0 ||
         strcmp(d.arm->model.s, "r") != 0)
       a->bad++;
-    a->decisions++;
+    if (a->decisions++ == 0) atomic_fetch_add(a->started, 1);
   }
   sy_route_view_release(&v);
   return NULL;
@@ -441,14 +444,19 @@ static void test_slot_concurrent(void **state) {
   assert_int_equal(sy_route_table_parse(j, strlen(j), NULL, &t, err, sizeof err), 0);
   sy_route_slot s;
   sy_route_slot_init(&s, t);
-  atomic_int stop;
+  atomic_int stop, started;
   atomic_init(&stop, 0);
+  atomic_init(&started, 0);
   reader_arg args[3];
   pthread_t th[3];
   for (int i = 0; i < 3; i++) {
-    args[i] = (reader_arg){&s, &stop, 0, 0};
+    args[i] = (reader_arg){&s, &stop, &started, 0, 0};
     pthread_create(&th[i], NULL, reader, &args[i]);
   }
+  /* On a busy machine a reader may not run at all during 2000 publishes:
+   * publish only once every reader is deciding (bounded wait). */
+  time_t deadline = time(NULL) + 30;
+  while (atomic_load(&started) < 3 && time(NULL) < deadline) sched_yield();
   for (uint64_t v = 1; v <= 2000; v++) {
     sy_route_parse_opts o = {v, NULL, NULL};
     assert_int_equal(sy_route_table_parse(j, strlen(j), &o, &t, err, sizeof err), 0);

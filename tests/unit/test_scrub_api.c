@@ -382,6 +382,44 @@ static void test_gates_change_nothing(void **state) {
   sy_scrub_rules_free(r);
 }
 
+/* Long strings found clean are skipped the next time; a string with an
+ * entity is scrubbed every time, and so is everything with the cache off. */
+static void test_clean_cache(void **state) {
+  (void)state;
+  sy_scrub_rules *r = new_rules(NULL, 0);
+  sy_scrubber *s;
+  assert_int_equal(sy_scrubber_new(r, &s), 0);
+  sy_buf out;
+  sy_buf_init(&out, 1 << 16);
+  const char *j = "{\"system\":\"You are a concise assistant. Answer in plain English and keep it short, please.\","
+                  "\"user\":\"Write to me at someone.person@example.com when the report for Q3 2026 is ready.\","
+                  "\"short\":\"hi\"}";
+  sy_scrub_counts c;
+  for (int round = 0; round < 3; round++) {
+    sy_buf_reset(&out);
+    assert_int_equal(sy_scrub_json(s, j, strlen(j), &out, &c), 0);
+    assert_int_equal(c.total, 1);
+    assert_non_null(strstr(out.data, "at [EMAIL] when"));
+    assert_null(strstr(out.data, "someone.person"));
+    /* the clean system prompt (>= 64 bytes) hits from the second round on;
+     * the one with an address and the short string never do */
+    assert_int_equal(sy__scrubber_cache_hits(s), (uint64_t)round);
+  }
+  /* the same bytes with an entity spliced in are another key */
+  const char *j2 = "{\"system\":\"You are a concise assistant. Answer in plain English and keep it short, a@b.io\"}";
+  sy_buf_reset(&out);
+  assert_int_equal(sy_scrub_json(s, j2, strlen(j2), &out, &c), 0);
+  assert_int_equal(c.total, 1);
+  sy__scrubber_set_gates(s, false);
+  uint64_t before = sy__scrubber_cache_hits(s);
+  sy_buf_reset(&out);
+  assert_int_equal(sy_scrub_json(s, j, strlen(j), &out, &c), 0);
+  assert_int_equal(sy__scrubber_cache_hits(s), before);
+  sy_buf_free(&out);
+  sy_scrubber_free(s);
+  sy_scrub_rules_free(r);
+}
+
 static void test_threads_share_rules(void **state) {
   (void)state;
   sy_scrub_rules *r = new_rules(NULL, 0);
@@ -405,6 +443,7 @@ int main(void) {
       cmocka_unit_test(test_fail_closed),
       cmocka_unit_test(test_jit),
       cmocka_unit_test(test_gates_change_nothing),
+      cmocka_unit_test(test_clean_cache),
       cmocka_unit_test(test_threads_share_rules),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
