@@ -1,13 +1,19 @@
 -- wrk script for loadtest/bench.sh: POST the ~1 KB OpenAI chat.completions
 -- request of the shared peer harness (3 messages, `user` field).
 -- env: BENCH_STREAM=1 adds "stream":true; BENCH_KEY=sk-... sends it as
--- "Authorization: Bearer <key>" (default sk-test, which direct/nginx ignore).
+-- "Authorization: Bearer <key>" (default sk-test, which direct/nginx ignore);
+-- BENCH_MODEL=name replaces the "model" (default gpt-4o-mini; bench.sh sends
+-- its two-arm route "bench").
 -- done() prints one machine-readable RESULT line (latencies in microseconds).
 local stream = os.getenv("BENCH_STREAM") == "1"
 local key = os.getenv("BENCH_KEY")
 if not key or #key == 0 then key = "sk-test" end
 
 local body = [[{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a concise financial analyst assistant. Answer in plain English, keep answers under 120 words, cite the section of the report you rely on, and never invent numbers that are not present in the provided text."},{"role":"user","content":"Here is the summary of our Q2 report: revenue was 48.2 million, up 12 percent year over year; subscription revenue grew 19 percent while one-off services declined 4 percent. Operating costs were flat at 31.0 million. We have meaningful EUR exposure since 38 percent of revenue is billed in euros. Please summarise the quarter in two sentences and name the biggest risk."},{"role":"assistant","content":"Understood. Before I summarise: should the risk assessment consider only currency effects, or also customer concentration and churn in the services segment?"}],"temperature":0.2,"max_tokens":256,"top_p":1,"presence_penalty":0,"frequency_penalty":0,"user":"user-7f3c2a9e-bench"]]
+local model = os.getenv("BENCH_MODEL")
+if model and #model > 0 then
+  body = body:gsub('"model":"gpt%-4o%-mini"', '"model":"' .. model .. '"', 1)
+end
 if stream then
   body = body .. [[,"stream":true}]]
 else
