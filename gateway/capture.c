@@ -10,6 +10,7 @@
 #include "gateway/capture.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,7 @@
  * would let 65536 large records pile up. */
 #define SY_CAPTURE_MAX_HELD_BYTES ((size_t)64 << 20)
 #define SY_CAPTURE_RETENTION_EVERY_MS 60000
+#define SY_CAPTURE_TRIM_AFTER 512 /* records drained at once: a backlog to give back */
 #define SY_CAPTURE_DROP_LOG_EVERY_US 1000000
 
 struct sy_capture_pipe {
@@ -175,6 +177,48 @@ int sy_capture_submit(sy_capture_pipe *p, sy_capture_job *job) {
   return 0;
 }
 
+void sy_capture_submit_list(sy_capture_pipe *p, sy_capture_job *list) {
+  size_t cap = p->cfg->capture.queue_size, queued = 0, dropped = 0, held = 0;
+  sy_capture_job *drop = NULL;
+  pthread_mutex_lock(&p->mu);
+  size_t before = p->n;
+  while (list) {
+    sy_capture_job *job = list;
+    list = job->next;
+    job->next = NULL;
+    const size_t bytes = job->req_len + job->resp_len;
+    job->held_bytes = bytes;
+    if (p->stopping || p->n >= cap ||
+        (bytes && atomic_load(&p->held_bytes) + held + bytes > SY_CAPTURE_MAX_HELD_BYTES)) {
+      job->next = drop;
+      drop = job;
+      dropped++;
+      continue;
+    }
+    if (p->tail) p->tail->next = job;
+    else p->head = job;
+    p->tail = job;
+    p->n++;
+    held += bytes;
+    queued++;
+  }
+  atomic_fetch_add(&p->held_bytes, held);
+  atomic_store(&p->stats.queue_depth, p->n);
+  /* one wake-up: the writer sleeps only when the queue is empty */
+  if (queued && (before == 0 || p->n >= p->cfg->capture.batch_max)) pthread_cond_signal(&p->cv);
+  pthread_mutex_unlock(&p->mu);
+  atomic_fetch_add(&p->stats.queued, queued);
+  if (dropped) {
+    atomic_fetch_add(&p->stats.dropped_full, dropped);
+    log_drop(p, "queue full");
+  }
+  while (drop) {
+    sy_capture_job *j = drop;
+    drop = j->next;
+    sy_capture_job_free(j);
+  }
+}
+
 /* ---- the writer ------------------------------------------------------------ */
 
 typedef struct {
@@ -261,7 +305,7 @@ static void *writer_main(void *arg) {
   sy_capture_pipe *p = arg;
   const sy_capture_conf *cc = &p->cfg->capture;
   rec_batch b = {0};
-  uint64_t last_sync = mono_ms(), last_retention = 0;
+  uint64_t last_sync = mono_ms(), last_retention = 0, last_trim = 0;
   pthread_mutex_lock(&p->mu);
   for (;;) {
     if (!p->head && !p->stopping) {
@@ -282,6 +326,7 @@ static void *writer_main(void *arg) {
       }
     }
     sy_capture_job *list = p->head;
+    size_t taken = p->n;
     p->head = p->tail = NULL;
     p->n = 0;
     atomic_store(&p->stats.queue_depth, 0);
@@ -295,6 +340,13 @@ static void *writer_main(void *arg) {
     if (cc->durability == SY_CAPTURE_NOSYNC && now - last_sync >= cc->sync_interval_ms) {
       sy_store_sync(p->store);
       last_sync = now;
+    }
+    /* A backlog's bodies were allocated by the workers and freed here; glibc
+     * keeps the freed pages in the workers' arenas, so after a burst the
+     * process would stay at its peak. Hand them back (at most once a second). */
+    if (taken >= SY_CAPTURE_TRIM_AFTER && now - last_trim >= 1000) {
+      malloc_trim(0);
+      last_trim = now;
     }
     if (now - last_retention >= SY_CAPTURE_RETENTION_EVERY_MS) {
       run_retention(p);

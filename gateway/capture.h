@@ -104,6 +104,13 @@ uint64_t sy_capture_next_id(sy_capture_pipe *p);
  * never blocks on I/O. On failure the caller still owns the job. */
 int sy_capture_submit(sy_capture_pipe *p, sy_capture_job *job);
 
+/* Queues capture jobs (SY_JOB_CAPTURE only, linked by `next`) under one
+ * lock with at most one wake-up of the writer; takes ownership of all of
+ * them: what does not fit (queue or byte cap) is counted as dropped and
+ * freed. Workers gather a loop turn's captures and hand them over after
+ * the turn's writes (sy__worker_defer_capture), off the response path. */
+void sy_capture_submit_list(sy_capture_pipe *p, sy_capture_job *list);
+
 /* Frees a job and everything it owns. */
 void sy_capture_job_free(sy_capture_job *job);
 

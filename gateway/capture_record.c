@@ -399,25 +399,6 @@ static int refs_replace(cJSON *req, sy_capture *rec) {
   return n;
 }
 
-static int data_url_cb(void *ctx, const char *raw, size_t len, int escaped) {
-  (void)ctx;
-  if (!escaped) return len >= 5 && !memcmp(raw, "data:", 5);
-  sy_buf d;
-  sy_buf_init(&d, len);
-  int found = sy_json_decode_string(raw, len, &d) == 0 && d.len >= 5 && !memcmp(d.data, "data:", 5);
-  sy_buf_free(&d);
-  return found;
-}
-
-/* Could the body carry a data: URL (an inline image) anywhere? A decoded
- * string can start with "data:" only if the bytes hold "data:" or a \u
- * escape; then every string value is decoded and looked at, whatever key
- * (escaped or not) it sits under. */
-static int may_hold_data_url(const char *body, size_t len) {
-  if (!memmem(body, len, "data:", 5) && !memmem(body, len, "\\u", 2)) return 0;
-  return sy_json_walk(body, len, 1 << 10, data_url_cb, NULL, NULL) == 1;
-}
-
 /* ---- records --------------------------------------------------------------------------- */
 
 /* Scrubs a body into out: as JSON when it is JSON (*is_json = 1), else as text.
@@ -553,7 +534,10 @@ int sy_capture_record_build(const sy_capture_job *j, const sy_config *cfg, sy_sc
   const char *user = j->user;
   char *model = NULL, *body_user = NULL;
   int is_json = 0;
-  if (!cfg->capture.keep_images && may_hold_data_url(rb, rl)) {
+  rc = scrub_body(scrub, rb, rl, &rec->request_body, &is_json);
+  if (!rc && is_json && !cfg->capture.keep_images && sy_scrubber_saw_data_url(scrub)) {
+    /* a string value decoded to a data: URL (under any key, escaped or
+     * not): parse it into a tree for the images to become references */
     cJSON *req = cJSON_ParseWithLength(rb, rl);
     char *printed = NULL;
     if (req) {
@@ -562,11 +546,12 @@ int sy_capture_record_build(const sy_capture_job *j, const sy_config *cfg, sy_sc
       else if (n > 0 && !(printed = cJSON_PrintUnformatted(req))) rc = SY_ENOMEM;
     }
     cJSON_Delete(req);
-    if (!rc) rc = scrub_body(scrub, printed ? printed : rb, printed ? strlen(printed) : rl,
-                             &rec->request_body, &is_json);
+    if (!rc && printed) {
+      free(rec->request_body.data);
+      rec->request_body.data = NULL;
+      rc = scrub_body(scrub, printed, strlen(printed), &rec->request_body, NULL);
+    }
     free(printed);
-  } else {
-    rc = scrub_body(scrub, rb, rl, &rec->request_body, &is_json);
   }
   if (!rc && is_json) { /* the fields come from the request as the app sent it */
     static const char *const keys[] = {"model", "user", "stream"};

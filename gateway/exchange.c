@@ -324,7 +324,7 @@ static void cascade_done(sy_proxy *px, sy_up_result res) {
     j->resp_body = sy_buf_detach(&px->cbuf, &j->resp_len);
     j->ts_end_us = sy__wall_us();
     j->ts_start_us = j->ts_end_us - (uv_hrtime() - px->c->req.t_start_ns) / 1000;
-    if (sy_capture_submit(px->w->gw->capture, j) != 0) sy_capture_job_free(j);
+    sy__worker_defer_capture(px->w, j);
   }
   sy_buf_reset(&px->cbuf);
   px->cascade = SY_CASCADE_ESCALATED;
@@ -587,7 +587,7 @@ static void sh_on_done(void *ctx, sy_up_result res, const char *detail) {
     if (s->t_first_byte_ns) j->upstream_ttfb_us = (s->t_first_byte_ns - s->t_start_ns) / 1000;
     j->ts_end_us = sy__wall_us();
     j->ts_start_us = j->ts_end_us - j->latency_total_us;
-    if (sy_capture_submit(s->w->gw->capture, j) != 0) sy_capture_job_free(j);
+    sy__worker_defer_capture(s->w, j);
   }
   shadow_free(s);
 }

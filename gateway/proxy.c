@@ -91,7 +91,7 @@ void sy__capture_finish(sy_proxy *px, int status, const char *error) {
   if (px->t_up_start_ns > c->t_dispatch_ns)
     job->gateway_overhead_us = (px->t_up_start_ns - c->t_dispatch_ns) / 1000;
   memcpy(job->request_id, c->req.id, sizeof c->req.id);
-  if (sy_capture_submit(px->w->gw->capture, job) != 0) sy_capture_job_free(job);
+  sy__worker_defer_capture(px->w, job);
 }
 
 sy_capture_job *sy__capture_side_job(sy_proxy *px, int kind, const sy_route_arm *arm,

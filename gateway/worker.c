@@ -63,6 +63,8 @@ int sy_listen_socket(const char *host, uint16_t port, int *fd_out, uint16_t *bou
   return 0;
 }
 
+static void submit_captures(sy_worker *w);
+
 /* ---- drain and stop -------------------------------------------------------------- */
 
 static void maybe_stop(sy_worker *w) {
@@ -74,6 +76,7 @@ static void maybe_stop(sy_worker *w) {
   if (pending) return; /* on_jobs runs them, then comes back here */
   w->stopped = 1;
   sy__conn_flush_all(w);
+  submit_captures(w);
   uv_check_stop(&w->flush_check);
   uv_close((uv_handle_t *)&w->flush_check, NULL);
   uv_prepare_stop(&w->flush_prepare);
@@ -117,8 +120,33 @@ static void start_drain(sy_worker *w) {
   maybe_stop(w);
 }
 
-static void on_flush_check(uv_check_t *h) { sy__conn_flush_all(h->data); }
-static void on_flush_prepare(uv_prepare_t *h) { sy__conn_flush_all(h->data); }
+static void submit_captures(sy_worker *w) {
+  sy_capture_job *list = w->cap_head;
+  if (!list) return;
+  w->cap_head = w->cap_tail = NULL;
+  sy_capture_submit_list(w->gw->capture, list);
+}
+
+void sy__worker_defer_capture(sy_worker *w, sy_capture_job *job) {
+  job->next = NULL;
+  if (w->stopped) { /* no flush comes any more */
+    sy_capture_submit_list(w->gw->capture, job);
+    return;
+  }
+  if (w->cap_tail) w->cap_tail->next = job;
+  else w->cap_head = job;
+  w->cap_tail = job;
+}
+
+static void on_flush_check(uv_check_t *h) {
+  sy__conn_flush_all(h->data);
+  submit_captures(h->data);
+}
+
+static void on_flush_prepare(uv_prepare_t *h) {
+  sy__conn_flush_all(h->data);
+  submit_captures(h->data);
+}
 
 static void on_wakeup(uv_async_t *a) {
   sy_worker *w = a->data;

@@ -63,6 +63,7 @@ typedef struct sy_worker {
   struct sy_conn *dirty;     /* connections with gathered output */
   uv_check_t flush_check;    /* flushes them after the I/O callbacks of a loop turn */
   uv_prepare_t flush_prepare; /* ... and before the loop blocks (timer callbacks write too) */
+  struct sy_capture_job *cap_head, *cap_tail; /* captures handed to the writer after the flush */
   unsigned n_conns;
   unsigned max_conns;        /* this worker's share of limits.max_connections */
   uint64_t seq;              /* request counter */
@@ -115,5 +116,10 @@ uint64_t sy__worker_rand(sy_worker *w);
 
 /* Next request id for this worker: SY_REQUEST_ID_LEN hex chars + NUL. */
 void sy__worker_request_id(sy_worker *w, char *out);
+
+/* Queues a finished capture job for the writer; it is handed over after
+ * this loop turn's writes are flushed, in one batch (sy_capture_submit_list),
+ * so the writer's wake-up never delays a response. Takes ownership. */
+void sy__worker_defer_capture(sy_worker *w, struct sy_capture_job *job);
 
 #endif

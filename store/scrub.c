@@ -569,6 +569,7 @@ struct sy_scrubber {
   XXH128_hash_t *clean;
   XXH128_hash_t last;
   uint64_t seed, hits;
+  bool data_url; /* the last sy_scrub_json met a string value starting "data:" */
   char err[256];
 };
 
@@ -798,6 +799,10 @@ void sy__scrub_remember_clean(sy_scrubber *s, const char *in, size_t len) {
 }
 
 uint64_t sy__scrubber_cache_hits(const sy_scrubber *s) { return s->hits; }
+
+void sy__scrubber_reset_data_url(sy_scrubber *s) { s->data_url = false; }
+void sy__scrubber_note_data_url(sy_scrubber *s) { s->data_url = true; }
+bool sy_scrubber_saw_data_url(const sy_scrubber *s) { return s->data_url; }
 
 /* Finds every entity; leaves them sorted and disjoint in s->spans. */
 static int find_spans(sy_scrubber *s, const char *in, size_t len, const uint64_t *pre) {

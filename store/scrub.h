@@ -141,6 +141,11 @@ int sy_scrub_text(sy_scrubber *s, const char *in, size_t len, sy_buf *out,
 int sy_scrub_json(sy_scrubber *s, const char *json, size_t len, sy_buf *out,
                   sy_scrub_counts *counts);
 
+/* Whether the last sy_scrub_json on this scrubber met a string value that
+ * starts with "data:" (after decoding escapes): the capture pipeline stores
+ * inline images by reference and takes its slower path only then. */
+bool sy_scrubber_saw_data_url(const sy_scrubber *s);
+
 /* "EMAIL", "PHONE", ... "CUSTOM"; "?" for anything else. Static. */
 const char *sy_scrub_type_name(sy_scrub_type t);
 
@@ -173,6 +178,8 @@ void sy__scrubber_set_gates(sy_scrubber *s, bool on);
 bool sy__scrub_known_clean(sy_scrubber *s, const char *in, size_t len);
 void sy__scrub_remember_clean(sy_scrubber *s, const char *in, size_t len);
 uint64_t sy__scrubber_cache_hits(const sy_scrubber *s);
+void sy__scrubber_reset_data_url(sy_scrubber *s);
+void sy__scrubber_note_data_url(sy_scrubber *s);
 /* scrub_json.c's view of the scrubber's workspace. */
 sy_buf *sy__scrubber_str(sy_scrubber *s);
 sy_buf *sy__scrubber_dec(sy_scrubber *s);

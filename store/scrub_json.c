@@ -41,6 +41,7 @@ static int on_string(void *ctx, const char *raw, size_t len, int escaped) {
     txt = dec->data ? dec->data : "";
     tlen = dec->len;
   }
+  if (tlen >= 5 && !memcmp(txt, "data:", 5)) sy__scrubber_note_data_url(sp->s);
   if (sy__scrub_known_clean(sp->s, txt, tlen)) return 0;
   if (!sy__scrub_may_match(sp->s, txt, tlen)) {
     sy__scrub_remember_clean(sp->s, txt, tlen);
@@ -76,6 +77,7 @@ int sy_scrub_json(sy_scrubber *s, const char *json, size_t len, sy_buf *out,
     return SY_ETOOBIG;
   }
   splice sp = {.s = s, .in = json, .out = out};
+  sy__scrubber_reset_data_url(s);
   size_t mark = out->len, at = 0;
   int rc = sy_json_walk(json, len, SY_SCRUB_MAX_JSON_DEPTH, on_string, &sp, &at);
   if (rc == SY_EINVAL && !err[0]) snprintf(err, errcap, "invalid JSON at byte %zu", at);

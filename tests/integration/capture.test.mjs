@@ -536,6 +536,31 @@ test('export --include-errors keeps a truncated answer', T, async () => {
   assert.ok(a.length > 0 && mockReply(text).startsWith(a), 'the partial answer is exported');
 });
 
+test('a full capture queue drops and counts records; every answer is still served', T, async () => {
+  // queue_size 16 and a writer that waits 3 s for a batch that never fills:
+  // the first 16 records wait in the queue, the rest find it full.
+  const gw = await startGateway(mock.url + '/v1', {
+    config: { capture: { queue_size: 16, batch_max: 100000, flush_ms: 3000 } }, workers: 1 });
+  const dir = dataDirOf(gw);
+  const n = 40;
+  const t0 = Date.now();
+  for (let i = 0; i < n; i++) {
+    const r = await rawChat(gw, `queue full ${i} ${marker()}`);
+    assert.equal(r.status, 200, r.text);
+  }
+  const sent = Date.now() - t0;
+  const m = await metrics(gw);
+  const full = m['switchyard_capture_dropped_total{reason="queue_full"}'];
+  if (sent < 2500) { // all 40 inside the writer's 3 s wait: exactly 16 fit
+    assert.equal(full, n - 16, JSON.stringify(m));
+  } else {
+    assert.ok(full > 0 && full < n, `some dropped: ${full}`);
+  }
+  await waitForCaptures(dir, (rs) => rs.length >= n - full);
+  assert.equal((await listCaptures(dir)).length, n - full, 'stored + dropped = answered');
+  assert.equal(await gw.stop(), 0);
+});
+
 test('mock exits cleanly on SIGTERM', T, async () => {
   assert.equal(await mock.stop(), 0);
 });
