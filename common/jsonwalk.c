@@ -1,5 +1,6 @@
 #include "common/jsonwalk.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "common/buf.h"
@@ -40,11 +41,29 @@ static long unit_at(const char *p, const char *end) {
 /* The bytes that end a plain run inside a string. */
 static const unsigned char stop[256] = {[0 ... 0x1F] = 1, ['"'] = 1, ['\\'] = 1};
 
+/* Eight bytes at a time (SWAR): nonzero when any byte of x is '"', '\\' or
+ * below 0x20. The classic "has a zero byte" test on x ^ '"' and x ^ '\\',
+ * and the "has a byte less than n" test for control characters; bytes of
+ * 0x80 and above never trigger a false negative (at worst a false positive
+ * that the byte loop below sorts out). */
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+static inline uint64_t has_stop(uint64_t x) {
+  uint64_t q = x ^ (ONES * '"'), b = x ^ (ONES * '\\');
+  return ((q - ONES) & ~q & HIGHS) | ((b - ONES) & ~b & HIGHS) | ((x - ONES * 0x20) & ~x & HIGHS);
+}
+
 /* At an opening quote. */
 static int scan_string(walk *w, int is_value) {
   const char *a = ++w->p;
   int escaped = 0;
   for (;;) {
+    while (w->end - w->p >= 8) { /* plain text goes by in words */
+      uint64_t x;
+      memcpy(&x, w->p, 8);
+      if (has_stop(x)) break;
+      w->p += 8;
+    }
     while (w->p < w->end && !stop[(unsigned char)*w->p]) w->p++;
     if (w->p >= w->end) return SY_EINVAL; /* unterminated */
     unsigned char c = (unsigned char)*w->p;

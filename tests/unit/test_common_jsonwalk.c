@@ -95,12 +95,56 @@ static void test_decode(void **state) {
   sy_buf_free(&b);
 }
 
+/* The word-at-a-time string scan: a stop byte at every offset of a long
+ * string is found, and bytes that are no stop (0x20, 0x7f, 0x80-0xff) pass. */
+static void test_every_offset(void **state) {
+  (void)state;
+  char buf[64];
+  const unsigned char bad[] = {0x00, 0x01, 0x0a, 0x1f};
+  const unsigned char fine[] = {0x20, 0x7f, 0x80, 0x9f, 0xc3, 0xff, 'z'};
+  for (size_t n = 1; n <= 40; n++) {
+    for (size_t k = 0; k < n; k++) {
+      for (size_t b = 0; b < sizeof bad; b++) {
+        size_t len = 0;
+        buf[len++] = '[';
+        buf[len++] = '"';
+        for (size_t i = 0; i < n; i++) buf[len++] = i == k ? (char)bad[b] : 'a';
+        buf[len++] = '"';
+        buf[len++] = ']';
+        assert_int_equal(sy_json_walk(buf, len, 8, NULL, NULL, NULL), SY_EINVAL);
+      }
+      for (size_t f = 0; f < sizeof fine; f++) {
+        size_t len = 0;
+        buf[len++] = '"';
+        for (size_t i = 0; i < n; i++) buf[len++] = i == k ? (char)fine[f] : 'a';
+        buf[len++] = '"';
+        assert_int_equal(sy_json_walk(buf, len, 8, NULL, NULL, NULL), 0);
+      }
+      /* an escaped quote at offset k does not end the string; a bare one does */
+      size_t len = 0;
+      buf[len++] = '"';
+      for (size_t i = 0; i < n; i++) {
+        if (i == k) buf[len++] = '\\';
+        buf[len++] = i == k ? '"' : 'a';
+      }
+      buf[len++] = '"';
+      visits v = {.stop_at = -1};
+      assert_int_equal(sy_json_walk(buf, len, 8, on_str, &v, NULL), 0);
+      assert_int_equal(v.n, 1);
+      assert_int_equal(v.seen[0][0], '1'); /* escaped */
+      buf[k + 1] = '"';                     /* the backslash becomes a quote: text after the string */
+      assert_int_equal(sy_json_walk(buf, len, 8, NULL, NULL, NULL), SY_EINVAL);
+    }
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_valid_and_invalid),
       cmocka_unit_test(test_depth),
       cmocka_unit_test(test_visits_values_only),
       cmocka_unit_test(test_decode),
+      cmocka_unit_test(test_every_offset),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
