@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "common/err.h"
 #include "common/jsonwalk.h"
@@ -16,11 +17,34 @@
 
 /* ---- small helpers --------------------------------------------------------- */
 
+/* End users repeat (a chat sends the same id every turn): the hashes of the
+ * last few are kept per thread, so most records skip the SHA-256. */
+#define SY_USER_HASH_CACHE 64 /* entries, a power of two */
+#define SY_USER_HASH_MAX 64   /* longer ids are hashed every time */
+static __thread struct {
+  size_t len;
+  char user[SY_USER_HASH_MAX];
+  char hex[33];
+} user_cache[SY_USER_HASH_CACHE];
+
 void sy__user_hash(const char *user, size_t len, char out[33]) {
+  size_t slot = 0;
+  if (len && len <= SY_USER_HASH_MAX) {
+    slot = (size_t)XXH3_64bits(user, len) & (SY_USER_HASH_CACHE - 1);
+    if (user_cache[slot].len == len && !memcmp(user_cache[slot].user, user, len)) {
+      memcpy(out, user_cache[slot].hex, 33);
+      return;
+    }
+  }
   char hex[65];
   sy_hash_key_hex(user, len, hex);
   memcpy(out, hex, 32);
   out[32] = '\0';
+  if (len && len <= SY_USER_HASH_MAX) {
+    user_cache[slot].len = len;
+    memcpy(user_cache[slot].user, user, len);
+    memcpy(user_cache[slot].hex, out, 33);
+  }
 }
 
 static char *dup_or_empty(const char *s) {

@@ -423,7 +423,27 @@ static void conn_send(sy_lean_conn *c) {
   sy_lean_req *r = c->req;
   uv_buf_t bufs[2] = {uv_buf_init(r->out.data, (unsigned)r->out.len),
                       uv_buf_init((char *)r->body, (unsigned)r->body_len)};
-  int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs, r->body_len ? 2 : 1, on_write);
+  unsigned nb = r->body_len ? 2 : 1;
+  /* A request nearly always fits the socket buffer: written here, it needs
+   * no write request, and libuv does not re-arm the poll watcher for one
+   * (an epoll_ctl per request). What does not fit goes through uv_write. */
+  int wrote = uv_try_write((uv_stream_t *)&c->tcp, bufs, nb);
+  if (wrote == UV_EAGAIN) wrote = 0;
+  if (wrote < 0) {
+    conn_lost(c, uv_strerror(wrote), 1);
+    return;
+  }
+  size_t left = (size_t)wrote;
+  uv_buf_t *b = bufs;
+  while (nb && left >= b->len) {
+    left -= b->len;
+    b++;
+    nb--;
+  }
+  if (!nb) return;
+  b->base += left;
+  b->len -= left;
+  int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, b, nb, on_write);
   if (rc) {
     conn_lost(c, uv_strerror(rc), 1);
     return;

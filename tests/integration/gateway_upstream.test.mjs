@@ -101,6 +101,16 @@ test('a stream that outlives the upstream timeout ends with an error event', T, 
   assert.ok(took >= UPSTREAM_TIMEOUT * 0.9 && took < UPSTREAM_TIMEOUT + 3000, `ended after ${took} ms`);
 });
 
+test('a 6 MB request body reaches the upstream intact (more than one socket write)', T, async () => {
+  const text = `big request ${marker()}`;
+  const pad = 'q'.repeat(6 << 20);
+  const body = JSON.stringify({ model: 'gpt-4o-mini',
+    messages: [{ role: 'system', content: pad }, { role: 'user', content: text }] });
+  const r = await rawRequest(gwLong.port, post(gwLong, body), 15000);
+  assert.equal(r.status, 200, r.text.slice(0, 300));
+  assert.equal(JSON.parse(r.text).choices[0].message.content, mockReply(text));
+});
+
 test('upstream hangs: 504 after the upstream timeout', T, async () => {
   const t0 = Date.now();
   const r = await rawRequest(gw.port, post(gw, chatBody(`hang ${marker()}`),

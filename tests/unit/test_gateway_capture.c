@@ -262,6 +262,27 @@ static void test_record_usage_from_spans(void **state) {
   sy_config_free(cfg);
 }
 
+/* The per-thread cache of end-user hashes gives what SHA-256 gives, for
+ * ids that share a slot, ids longer than it holds, and the empty id. */
+static void test_user_hash_cache(void **state) {
+  (void)state;
+  char user[200], got[33], want[65];
+  for (int round = 0; round < 3; round++) {
+    for (int i = 0; i < 300; i++) {
+      int n = snprintf(user, sizeof user, "user-%d", i);
+      if (i % 50 == 0) n = snprintf(user, sizeof user, "%0120d", i); /* longer than the cache holds */
+      sy__user_hash(user, (size_t)n, got);
+      sy_hash_key_hex(user, (size_t)n, want);
+      want[32] = '\0';
+      assert_string_equal(got, want);
+    }
+  }
+  sy__user_hash("", 0, got);
+  sy_hash_key_hex("", 0, want);
+  want[32] = '\0';
+  assert_string_equal(got, want);
+}
+
 static void test_record_keeps_images_when_configured(void **state) {
   (void)state;
   sy_config *cfg = test_config();
@@ -309,6 +330,7 @@ int main(void) {
       cmocka_unit_test(test_record_scrubs_and_references_images),
       cmocka_unit_test(test_record_lenient_json_and_escaped_keys),
       cmocka_unit_test(test_record_usage_from_spans),
+      cmocka_unit_test(test_user_hash_cache),
       cmocka_unit_test(test_record_keeps_images_when_configured),
       cmocka_unit_test(test_feedback_record),
   };
