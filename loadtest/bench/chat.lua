@@ -3,7 +3,7 @@
 -- env: BENCH_STREAM=1 adds "stream":true; BENCH_KEY=sk-... sends it as
 -- "Authorization: Bearer <key>" (default sk-test, which direct/nginx ignore);
 -- BENCH_MODEL=name replaces the "model" (default gpt-4o-mini; bench.sh sends
--- its two-arm route "bench").
+-- its two-arm route "bench"). BENCH_UNIQUE=1 makes every user turn unique.
 -- done() prints one machine-readable RESULT line (latencies in microseconds).
 local stream = os.getenv("BENCH_STREAM") == "1"
 local key = os.getenv("BENCH_KEY")
@@ -22,6 +22,18 @@ end
 
 wrk.method = "POST"
 wrk.body = body
+
+-- BENCH_UNIQUE=1: every request's user turn is new (a counter is spliced
+-- into it), as in real chats, where only the system prompt and the history
+-- repeat; the capture scrubber's clean-string cache then misses on that turn.
+if os.getenv("BENCH_UNIQUE") == "1" then
+  local n = 0
+  local head, tail = body:match('^(.-Here is the summary of our Q2 report)(.*)$')
+  request = function()
+    n = n + 1
+    return wrk.format(nil, nil, nil, head .. " (request " .. n .. ")" .. tail)
+  end
+end
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. key
 

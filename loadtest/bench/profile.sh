@@ -8,7 +8,8 @@
 #  2. natively (no valgrind): user vs kernel CPU split at c=$PROF_CONNS, and
 #     syscalls per request (strace -c -f), since callgrind only sees user space.
 # Usage: loadtest/bench/profile.sh   (PROF_MODES="json sse" PROF_DUR=5 PROF_CONNS=8
-#        PROF_ARGS=--no-capture for the proxy path without the capture store)
+#        PROF_ARGS=--no-capture for the proxy path without the capture store;
+#        BENCH_UNIQUE=1 makes every request's user turn unique, see chat.lua)
 # Only processes started here are stopped (by PID) on exit.
 set -euo pipefail
 
