@@ -210,29 +210,11 @@ int sy__sse_tree_only;
 
 /* ---- the common chunk without a tree ---------------------------------------- */
 
-/* Appends a JSON string value (span with quotes) decoded to b; no-op for
- * anything that is not a string. */
-static void append_span_text(sy_buf *b, const char *j, const sy_json_span *sp) {
-  if (!sp->found || sp->end - sp->start < 2 || j[sp->start] != '"') return;
-  const char *raw = j + sp->start + 1;
-  size_t n = sp->end - sp->start - 2;
-  if (!memchr(raw, '\\', n)) {
-    sy_buf_append(b, raw, n);
-    return;
-  }
-  size_t mark = b->len;
-  if (sy_json_decode_string(raw, n, b)) { /* checked by sy_json_walk: cannot happen */
-    b->len = mark;
-    if (b->data) b->data[mark] = '\0';
-  }
-}
-
 /* Copies a string value into a fixed field (truncated like copy_field). */
 static void copy_span(char *dst, size_t cap, const char *j, const sy_json_span *sp) {
   sy_buf b;
   sy_buf_init(&b, SY_SCRUB_MAX_INPUT);
-  append_span_text(&b, j, sp);
-  if (b.data) copy_field(dst, cap, b.data);
+  if (sy_json_span_text(j, sp, &b) == 0 && b.data) copy_field(dst, cap, b.data);
   sy_buf_free(&b);
 }
 
@@ -282,12 +264,12 @@ static void sse_chunk_fast(sse_state *st, const char *j, size_t len, size_t cap)
       sy_buf_init(&ch->content, cap);
     }
     if (c[1].found && o[c[1].start] == '"') copy_span(ch->finish, sizeof ch->finish, o, &c[1]);
-    append_span_text(&ch->content, o, &c[2]);
+    sy_json_span_text(o, &c[2], &ch->content); /* "text": legacy completions */
     if (!c[3].found || o[c[3].start] != '{') continue;
     static const char *const dk[] = {"content"};
     sy_json_span d;
     sy_json_find_top_keys(o + c[3].start, c[3].end - c[3].start, dk, 1, &d);
-    append_span_text(&ch->content, o + c[3].start, &d);
+    sy_json_span_text(o + c[3].start, &d, &ch->content);
   }
 }
 
@@ -454,16 +436,18 @@ static int scrub_body(sy_scrubber *s, const char *data, size_t len, ProtobufCBin
   return 0;
 }
 
-/* The string value [vs, ve) of a body known to be valid JSON, decoded and
- * malloc'ed; NULL when it is absent, not a string, or out of memory. */
+/* The string value of a member span, decoded and malloc'ed; NULL when it is
+ * absent, not a string, or out of memory. */
 static char *span_string(const char *json, const sy_json_span *sp) {
-  size_t vs = sp->start, ve = sp->end;
-  if (!sp->found || ve - vs < 2 || json[vs] != '"') return NULL;
-  if (!memchr(json + vs, '\\', ve - vs)) return strndup(json + vs + 1, ve - vs - 2);
-  cJSON *v = cJSON_ParseWithLength(json + vs, ve - vs);
-  char *r = cJSON_IsString(v) ? strdup(v->valuestring) : NULL;
-  cJSON_Delete(v);
-  return r;
+  sy_buf b;
+  sy_buf_init(&b, SY_SCRUB_MAX_INPUT);
+  if (sy_json_span_text(json, sp, &b) != 0) {
+    sy_buf_free(&b);
+    return NULL;
+  }
+  size_t n;
+  char *r = sy_buf_detach(&b, &n);
+  return r ? r : strdup("");
 }
 
 /* A token count from an upstream's JSON number, clamped to uint32. */
@@ -489,12 +473,11 @@ static void usage_fields(const cJSON *resp, sy_capture *rec) {
   }
 }
 
-/* usage_fields for a body that is no tree: spans of its bytes. Read only
- * when the body is an object; numbers as cJSON reads them. */
+/* usage_fields for a body that is no tree: spans of its bytes. The body
+ * must be valid JSON (sy_scrub_json took it); numbers as cJSON reads them. */
 static void usage_spans(const char *j, size_t len, sy_capture *rec) {
   static const char *const top[] = {"usage", "choices"};
   sy_json_span f[2];
-  if (sy_json_walk(j, len, 128, NULL, NULL, NULL) != 0) return;
   sy_json_find_top_keys(j, len, top, 2, f);
   if (f[0].found && j[f[0].start] == '{') {
     static const char *const uk[] = {"prompt_tokens", "completion_tokens", "total_tokens"};
@@ -619,10 +602,11 @@ int sy_capture_record_build(const sy_capture_job *j, const sy_config *cfg, sy_sc
       if (!rc && !(printed = cJSON_PrintUnformatted(resp))) rc = SY_ENOMEM;
     }
     if (!rc) {
-      if (resp) usage_fields(resp, rec);
-      else usage_spans(j->resp_body, j->resp_len, rec);
+      int resp_json = 0;
       rc = scrub_body(scrub, printed ? printed : j->resp_body,
-                      printed ? strlen(printed) : j->resp_len, &rec->response_body, NULL);
+                      printed ? strlen(printed) : j->resp_len, &rec->response_body, &resp_json);
+      if (resp) usage_fields(resp, rec);
+      else if (resp_json) usage_spans(j->resp_body, j->resp_len, rec); /* the scrub validated it */
     }
     cJSON_Delete(resp);
     free(printed);

@@ -2,6 +2,9 @@
 
 #include <string.h>
 
+#include "common/buf.h"
+#include "common/jsonwalk.h"
+
 /* Returns the index just past the JSON string starting at s[i] == '"'.
  * memchr finds each candidate quote; one preceded by an odd number of
  * backslashes is escaped and the search goes on after it. */
@@ -114,4 +117,18 @@ int sy_json_array_next(const char *s, size_t len, size_t *pos, sy_json_span *el)
   el->found = 1;
   *pos = el->end;
   return 1;
+}
+
+int sy_json_span_text(const char *json, const sy_json_span *sp, sy_buf *out) {
+  if (!sp->found || sp->end - sp->start < 2 || json[sp->start] != '"') return -1;
+  const char *raw = json + sp->start + 1;
+  size_t n = sp->end - sp->start - 2;
+  if (!memchr(raw, '\\', n)) return sy_buf_append(out, raw, n);
+  size_t mark = out->len;
+  int rc = sy_json_decode_string(raw, n, out);
+  if (rc) { /* leave out as it was */
+    out->len = mark;
+    if (out->data) out->data[mark] = '\0';
+  }
+  return rc;
 }

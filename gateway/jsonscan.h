@@ -26,4 +26,11 @@ int sy_json_find_top_keys(const char *json, size_t len, const char *const *keys,
  * returns 1, or returns 0 at the end (or when json is no array). */
 int sy_json_array_next(const char *json, size_t len, size_t *pos, sy_json_span *el);
 
+/* Appends the text of the string value whose span is sp (quotes included),
+ * with escapes decoded, to out. 0; -1 when sp is absent or no string; or
+ * SY_ETOOBIG / SY_ENOMEM / SY_EINVAL from the buffer or the decoder, with
+ * out as it was. */
+struct sy_buf;
+int sy_json_span_text(const char *json, const sy_json_span *sp, struct sy_buf *out);
+
 #endif

@@ -174,6 +174,7 @@ static const char *const field_names[F_COUNT] = {"model", "messages", "prompt", 
 
 typedef struct {
   const char *body;
+  size_t body_len;
   sy_json_span f[F_COUNT];
   /* decoded "model" and "user" strings: point into the body unless escaped */
   const char *model, *user;
@@ -190,7 +191,8 @@ static int span_true(const req_fields *r, int k) {
 }
 
 /* A string member's text: in place, or decoded into r->dec. -1 when absent
- * or not a string. */
+ * or not a string. Decoded text is never longer than the body, so reserving
+ * the body's size once keeps r->dec from moving under an earlier string. */
 static int span_text(req_fields *r, int k, const char **s, size_t *n) {
   if (!span_is(r, k, '"')) return -1;
   const char *raw = r->body + r->f[k].start + 1;
@@ -200,18 +202,12 @@ static int span_text(req_fields *r, int k, const char **s, size_t *n) {
     *n = len;
     return 0;
   }
+  if (!r->dec.data && sy_buf_reserve(&r->dec, r->body_len)) return -1;
   size_t at = r->dec.len;
-  if (sy_buf_reserve(&r->dec, len + 1) || sy_json_decode_string(raw, len, &r->dec)) return -1;
-  /* r->dec may move when it grows: store offsets, fixed up below */
-  *s = (const char *)(uintptr_t)at;
+  if (sy_json_span_text(r->body, &r->f[k], &r->dec)) return -1;
+  *s = r->dec.data + at;
   *n = r->dec.len - at;
-  return 1;
-}
-
-/* "\u0000" in a model name: no route or upstream has one. */
-static int model_has_nul(const req_fields *r, int decoded) {
-  const char *m = decoded == 1 ? r->dec.data + (uintptr_t)r->model : r->model;
-  return memchr(m, '\0', r->model_len) != NULL;
+  return 0;
 }
 
 /* Parses and checks what the gateway relies on in an OpenAI JSON body.
@@ -234,16 +230,16 @@ static int parse_json_body(sy_conn *c, sy_endpoint ep, req_fields *r) {
     return -1;
   }
   r->body = body;
+  r->body_len = len;
   sy_buf_init(&r->dec, len + 16);
   sy_json_find_top_keys(body, len, field_names, F_COUNT, r->f);
   const char *param = NULL, *msg = NULL;
   size_t p0 = 0;
   while (p0 < len && strchr(" \t\r\n", body[p0])) p0++;
-  int mk = -1, uk = -1;
   if (p0 >= len || body[p0] != '{') {
     msg = "The request body must be a JSON object.";
-  } else if ((mk = span_text(r, F_MODEL, &r->model, &r->model_len)) < 0 || r->model_len == 0 ||
-             model_has_nul(r, mk)) {
+  } else if (span_text(r, F_MODEL, &r->model, &r->model_len) < 0 || r->model_len == 0 ||
+             memchr(r->model, '\0', r->model_len)) { /* "\u0000": no route or upstream has one */
     param = "model";
     msg = "You must provide a model parameter (a non-empty string).";
   } else if (ep == EP_CHAT) {
@@ -265,11 +261,7 @@ static int parse_json_body(sy_conn *c, sy_endpoint ep, req_fields *r) {
       msg = "You must provide an input parameter.";
     }
   }
-  if (!msg) uk = span_text(r, F_USER, &r->user, &r->user_len);
-  /* decoded strings live in r->dec, which is complete now */
-  if (mk == 1) r->model = r->dec.data + (uintptr_t)r->model;
-  if (uk == 1) r->user = r->dec.data + (uintptr_t)r->user;
-  if (uk < 0) r->user = NULL;
+  if (!msg && span_text(r, F_USER, &r->user, &r->user_len) < 0) r->user = NULL;
   if (msg) {
     sy_buf_free(&r->dec);
     sy_conn_respond_error(c, 400, msg, param, param ? "missing_required_parameter" : "invalid_body");
