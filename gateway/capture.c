@@ -147,62 +147,65 @@ static void log_drop(sy_capture_pipe *p, const char *why) {
           (unsigned long long)atomic_load(&p->stats.dropped_store));
 }
 
-int sy_capture_submit(sy_capture_pipe *p, sy_capture_job *job) {
-  /* Read before queueing: once queued, the writer may free the job. */
-  const sy_job_kind kind = job->kind;
-  size_t cap = p->cfg->capture.queue_size;
-  if (kind == SY_JOB_FEEDBACK) cap += SY_CAPTURE_FEEDBACK_RESERVE;
-  const size_t bytes = kind == SY_JOB_CAPTURE ? job->req_len + job->resp_len : 0;
+/* Under p->mu: appends job to the queue if it fits (count cap `cap`, the
+ * held-bytes cap, not stopping). 0, SY_EFULL (with *over_bytes set when the
+ * byte cap refused it) or SY_ECLOSED. Read the job's kind before: once
+ * queued, the writer may free it. */
+static int enqueue_locked(sy_capture_pipe *p, sy_capture_job *job, size_t cap, int *over_bytes) {
+  const size_t bytes = job->kind == SY_JOB_CAPTURE ? job->req_len + job->resp_len : 0;
   job->held_bytes = bytes;
   job->next = NULL;
-  pthread_mutex_lock(&p->mu);
-  int over_bytes = bytes && atomic_load(&p->held_bytes) + bytes > SY_CAPTURE_MAX_HELD_BYTES;
-  if (p->stopping || p->n >= cap || over_bytes) {
-    pthread_mutex_unlock(&p->mu);
-    if (kind == SY_JOB_CAPTURE) {
-      atomic_fetch_add(&p->stats.dropped_full, 1);
-      log_drop(p, over_bytes ? "queue over its byte cap" : "queue full");
-    }
-    return p->stopping ? SY_ECLOSED : SY_EFULL;
-  }
+  *over_bytes = bytes && atomic_load(&p->held_bytes) + bytes > SY_CAPTURE_MAX_HELD_BYTES;
+  if (p->stopping) return SY_ECLOSED;
+  if (p->n >= cap || *over_bytes) return SY_EFULL;
   if (p->tail) p->tail->next = job;
   else p->head = job;
   p->tail = job;
   p->n++;
   atomic_fetch_add(&p->held_bytes, bytes);
-  atomic_store(&p->stats.queue_depth, p->n);
-  if (p->n == 1 || p->n >= p->cfg->capture.batch_max) pthread_cond_signal(&p->cv);
-  pthread_mutex_unlock(&p->mu);
-  if (kind == SY_JOB_CAPTURE) atomic_fetch_add(&p->stats.queued, 1);
   return 0;
 }
 
+int sy_capture_submit(sy_capture_pipe *p, sy_capture_job *job) {
+  const sy_job_kind kind = job->kind;
+  size_t cap = p->cfg->capture.queue_size;
+  if (kind == SY_JOB_FEEDBACK) cap += SY_CAPTURE_FEEDBACK_RESERVE;
+  int over_bytes;
+  pthread_mutex_lock(&p->mu);
+  int rc = enqueue_locked(p, job, cap, &over_bytes);
+  if (!rc) {
+    atomic_store(&p->stats.queue_depth, p->n);
+    if (p->n == 1 || p->n >= p->cfg->capture.batch_max) pthread_cond_signal(&p->cv);
+  }
+  pthread_mutex_unlock(&p->mu);
+  if (kind != SY_JOB_CAPTURE) return rc;
+  if (rc) {
+    atomic_fetch_add(&p->stats.dropped_full, 1);
+    log_drop(p, over_bytes ? "queue over its byte cap" : "queue full");
+  } else {
+    atomic_fetch_add(&p->stats.queued, 1);
+  }
+  return rc;
+}
+
 void sy_capture_submit_list(sy_capture_pipe *p, sy_capture_job *list) {
-  size_t cap = p->cfg->capture.queue_size, queued = 0, dropped = 0, held = 0;
+  size_t cap = p->cfg->capture.queue_size, queued = 0, dropped = 0;
+  int over_bytes, any_over = 0;
   sy_capture_job *drop = NULL;
   pthread_mutex_lock(&p->mu);
   size_t before = p->n;
   while (list) {
     sy_capture_job *job = list;
     list = job->next;
-    job->next = NULL;
-    const size_t bytes = job->req_len + job->resp_len;
-    job->held_bytes = bytes;
-    if (p->stopping || p->n >= cap ||
-        (bytes && atomic_load(&p->held_bytes) + held + bytes > SY_CAPTURE_MAX_HELD_BYTES)) {
-      job->next = drop;
-      drop = job;
-      dropped++;
+    if (enqueue_locked(p, job, cap, &over_bytes) == 0) {
+      queued++;
       continue;
     }
-    if (p->tail) p->tail->next = job;
-    else p->head = job;
-    p->tail = job;
-    p->n++;
-    held += bytes;
-    queued++;
+    any_over |= over_bytes;
+    job->next = drop;
+    drop = job;
+    dropped++;
   }
-  atomic_fetch_add(&p->held_bytes, held);
   atomic_store(&p->stats.queue_depth, p->n);
   /* one wake-up: the writer sleeps only when the queue is empty */
   if (queued && (before == 0 || p->n >= p->cfg->capture.batch_max)) pthread_cond_signal(&p->cv);
@@ -210,7 +213,7 @@ void sy_capture_submit_list(sy_capture_pipe *p, sy_capture_job *list) {
   atomic_fetch_add(&p->stats.queued, queued);
   if (dropped) {
     atomic_fetch_add(&p->stats.dropped_full, dropped);
-    log_drop(p, "queue full");
+    log_drop(p, any_over ? "queue over its byte cap" : "queue full");
   }
   while (drop) {
     sy_capture_job *j = drop;
