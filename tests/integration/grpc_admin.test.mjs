@@ -204,25 +204,34 @@ test('promote and rollback while load runs: no failed request, every arm from on
   const users = Array.from({ length: 40 }, (_, i) => `load-user-${i}`);
   const results = [];
   let done = false;
+  let changesOver = false;
+  const changes = [];
+  const seq = ['b', 'rollback', 'b', 'a', 'b', 'rollback'];
   const load = pool(Array.from({ length: N }, (_, i) => i), 8, async (i) => {
+    // Spread the requests over the changes: request i waits for its share of
+    // them, so a fast gateway cannot finish the load before they happen.
+    const need = Math.floor((i * seq.length) / N);
+    while (changes.length < need && !changesOver) await sleep(5);
     const t0 = performance.now();
     const r = await post(gw, ask('flip', `load ${i}`), { headers: { 'x-switchyard-user': users[i % users.length] } });
     results.push({ t0, t1: performance.now(), status: r.status, arm: r.arm, model: r.json?.model });
   }).finally(() => { done = true; });
   // flips: each {before, after, arm}: requests that started after `after`
   // and ended before the next change's `before` must all be on `arm`.
-  const changes = [];
-  const seq = ['b', 'rollback', 'b', 'a', 'b', 'rollback'];
-  for (const step of seq) {
-    if (done) break;
-    await sleep(60);
-    const before = performance.now();
-    const res = step === 'rollback'
-      ? await ok('Rollback', { name: 'flip', reason: 'load test' })
-      : await ok('Promote', { name: 'flip', arm: step, reason: 'load test' });
-    const after = performance.now();
-    const live = res.arms.find((a) => a.weight_bp === 10000).name;
-    changes.push({ before, after, arm: live });
+  try {
+    for (const step of seq) {
+      if (done) break;
+      await sleep(60);
+      const before = performance.now();
+      const res = step === 'rollback'
+        ? await ok('Rollback', { name: 'flip', reason: 'load test' })
+        : await ok('Promote', { name: 'flip', arm: step, reason: 'load test' });
+      const after = performance.now();
+      const live = res.arms.find((a) => a.weight_bp === 10000).name;
+      changes.push({ before, after, arm: live });
+    }
+  } finally {
+    changesOver = true; // a failed change must not leave the load waiting
   }
   await load;
   assert.ok(changes.length >= 3, `only ${changes.length} changes happened during the load`);
